@@ -1,0 +1,1 @@
+"""One module per ``wander`` subcommand (see :mod:`wander_gui.cli`)."""
