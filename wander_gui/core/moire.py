@@ -231,6 +231,9 @@ def nearest_cells(angle_deg: float, *, max_atoms: int = 2000, k: int = 5) -> lis
     max_atoms = int(check_range("max_atoms", max_atoms, 6, MAX_ATOMS_LIMIT))
     k = int(check_range("k", k, 1, 1000))
     t = ladder_table(max_atoms)
+    if len(t) == 0:
+        raise InputError(f"max_atoms={max_atoms} is below the smallest twisted cell (42 atoms); "
+                         f"allowed range [42, {MAX_ATOMS_LIMIT}]")
     d = np.abs(t[:, 2] - angle)
     order = np.lexsort((t[:, 3], d))[:k]
     return [dict(m=int(t[i, 0]), n=int(t[i, 1]), theta_deg=float(t[i, 2]), n_atoms=int(t[i, 3]),

@@ -1,0 +1,59 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from wander_gui.dft import dataset as ds
+from wander_gui.dft.sampling import build_config, config_spec
+
+
+def test_plan_is_deterministic_and_in_range():
+    specs = [config_spec(i) for i in range(200)]
+    assert [s.asdict() for s in specs[:20]] == [config_spec(i).asdict() for i in range(20)]
+    assert {s.supercell for s in specs} == {1, 2, 3}
+    assert {s.stacking for s in specs} == {"R", "H"}
+    assert all(5.8 <= s.d_interlayer <= 7.5 for s in specs)
+    assert all(abs(s.strain_percent) <= 3.0 for s in specs)
+    sig = np.array([s.sigma for s in specs])
+    assert 0.8 < np.mean(sig > 0) < 0.97
+    assert sig[sig > 0].min() >= 0.02 and sig.max() <= 0.10
+    assert sum(s.wannier for s in specs) >= 0.3 * len(specs)
+
+
+def test_build_config_is_bilayer_with_displacements():
+    s = config_spec(1)
+    a = build_config(s)
+    assert len(a) == 3 * 2 * s.supercell ** 2
+    b = build_config(s)
+    assert np.allclose(a.positions, b.positions)
+
+
+def test_chunk_write_skip_and_failure_log(tmp_path):
+    out = tmp_path / "ds"
+    ds.save_chunk(ds.chunk_path(out, "c0000-1x1-R"), {"energy": np.float64(-1.0),
+                                                      "meta": np.array(json.dumps({"spec": {}}))})
+    assert ds.is_done(out, "c0000-1x1-R")
+    assert not list((out / "chunks").glob("*.tmp.npz"))
+    spec = config_spec(3)
+    ds.record_failure(out, spec, "SCF did not converge")
+    assert ds.is_done(out, spec.name)
+    assert spec.name in ds.failed_names(out)
+
+
+def test_locks_exclude_second_worker_and_reclaim_stale(tmp_path):
+    assert ds._lock(tmp_path, "x")
+    assert not ds._lock(tmp_path, "x")  # held by this (alive) process
+    (tmp_path / "locks" / "x.lock").write_text("999999999")  # dead pid
+    assert ds._lock(tmp_path, "x")
+    ds._unlock(tmp_path, "x")
+    assert not (tmp_path / "locks" / "x.lock").exists()
+
+
+def test_generate_skips_finished_chunks(tmp_path, monkeypatch):
+    out = tmp_path / "ds"
+    calls = []
+    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, s: calls.append(spec.name) or {"name": spec.name})
+    ds.save_chunk(ds.chunk_path(out, config_spec(0).name), {"x": np.zeros(1)})
+    ds.generate(out, tmp_path / "work", n_configs=3, max_supercell=2)
+    assert calls == [config_spec(1).name, config_spec(2).name]

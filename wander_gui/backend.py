@@ -1,0 +1,41 @@
+"""The one facade the GUI and CLI call. Returns plain dataclasses, ase.Atoms and numpy.
+
+The GUI never imports torch or GPAW: everything heavy goes through here and is loaded
+lazily the first time it is needed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from wander_gui.core.builder import build_twisted
+from wander_gui.core.materials import MATERIALS
+from wander_gui.core.moire import nearest_cells, snap_angle
+
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    available: bool
+    message: str
+
+
+def model_status(material: str = "MoS2") -> ModelStatus:
+    """Whether a pretrained model for ``material`` is installed (the app shows this)."""
+    manifest = PRETRAINED_DIR / "manifest.json"
+    if not manifest.exists():
+        return ModelStatus(False, "No trained model yet: the MoS2 force field and Hamiltonian model are "
+                                  "being trained on the project's DFT data. Relaxation and bands are disabled.")
+    import json
+    models = json.loads(manifest.read_text()).get("models", [])
+    if not any(m.get("material") == material for m in models):
+        return ModelStatus(False, f"No trained model for {material} yet.")
+    return ModelStatus(True, "pretrained model available")
+
+
+def materials() -> list[str]:
+    return list(MATERIALS)
+
+
+__all__ = ["build_twisted", "nearest_cells", "snap_angle", "model_status", "materials", "ModelStatus"]

@@ -1,0 +1,64 @@
+"""Generate, inspect and validate the project's DFT dataset (PBE+D3, GPAW)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+NAME = "dataset"
+HELP = "DFT dataset: generate | info | validate"
+DEFAULT_OUT = "pretrained/dataset"
+DEFAULT_WORK = "work_dft"
+
+
+def add_arguments(p) -> None:
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    g = sub.add_parser("generate", help="label plan configurations (resumable, skips finished ones)")
+    g.add_argument("--out", default=DEFAULT_OUT)
+    g.add_argument("--work", default=DEFAULT_WORK, help="scratch folder (locks, logs, densities)")
+    g.add_argument("-n", "--n-configs", type=int, default=300, help="size of the plan to cover")
+    g.add_argument("--start", type=int, default=0)
+    g.add_argument("--workers", type=int, default=1, help="parallel single-threaded workers")
+    g.add_argument("--max-supercell", type=int, default=3)
+    i = sub.add_parser("info", help="summary of a dataset")
+    i.add_argument("--out", default=DEFAULT_OUT)
+    i.add_argument("--json", action="store_true")
+    v = sub.add_parser("validate", help="check every chunk (shapes, finite values, units)")
+    v.add_argument("--out", default=DEFAULT_OUT)
+
+
+def run(args) -> int:
+    if args.action == "generate":
+        return _generate(args)
+    if args.action == "info":
+        from wander_gui.dft.dataset import dataset_info
+        info = dataset_info(args.out)
+        print(json.dumps(info, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in info.items()))
+        return 0
+    from wander_gui.dft.validate import validate_dataset
+    problems = validate_dataset(args.out)
+    for pr in problems:
+        print(pr)
+    print(f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def _generate(args) -> int:
+    if args.workers > 1:
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+        cmd = [sys.executable, "-m", "wander_gui.cli", "dataset", "generate", "--out", args.out,
+               "--work", args.work, "-n", str(args.n_configs), "--start", str(args.start),
+               "--max-supercell", str(args.max_supercell), "--workers", "1"]
+        procs = [subprocess.Popen(cmd, env=env) for _ in range(args.workers)]
+        return max(p.wait() for p in procs)
+    from wander_gui.dft.dataset import generate
+    from wander_gui.dft.settings import DFTSettings
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    done = generate(args.out, args.work, n_configs=args.n_configs, start=args.start,
+                    settings=DFTSettings(), max_supercell=args.max_supercell,
+                    on_step=lambda info: print(json.dumps(info), flush=True))
+    print(f"labelled {len(done)} configuration(s)")
+    return 0

@@ -1,0 +1,1 @@
+"""Panel dashboard: per-session state (param) + thin views. Never imports torch."""
