@@ -53,7 +53,26 @@ def test_locks_exclude_second_worker_and_reclaim_stale(tmp_path):
 def test_generate_skips_finished_chunks(tmp_path, monkeypatch):
     out = tmp_path / "ds"
     calls = []
-    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, s: calls.append(spec.name) or {"name": spec.name})
-    ds.save_chunk(ds.chunk_path(out, config_spec(0).name), {"x": np.zeros(1)})
+    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, s, wannier: calls.append(spec.name) or {"name": spec.name})
+    s0, s1, s2 = (config_spec(i) for i in range(3))
+    assert s0.wannier and not s2.wannier
+    ds.save_chunk(ds.chunk_path(out, s0.name), {"x": np.zeros(1), "pair_values": np.zeros(1)})
+    ds.save_chunk(ds.chunk_path(out, s2.name), {"x": np.zeros(1)})  # energy/forces only: done
     ds.generate(out, tmp_path / "work", n_configs=3, max_supercell=2)
-    assert calls == [config_spec(1).name, config_spec(2).name]
+    assert calls == [s1.name]
+
+
+def test_pack_unpack_pairs_round_trip():
+    from wander_gui.dft.wannier import PairBlocks
+    rng = np.random.default_rng(0)
+    counts = np.array([5, 3, 3, 5, 3, 3])
+    ij = rng.integers(0, 6, size=(40, 2))
+    block = np.zeros((40, 5, 5))
+    for p, (i, j) in enumerate(ij):
+        block[p, :counts[i], :counts[j]] = rng.normal(size=(counts[i], counts[j]))
+    pairs = PairBlocks(ij, rng.integers(-2, 3, size=(40, 3)), block)
+    packed = ds.pack_pairs(pairs, counts)
+    assert packed["pair_values"].size == sum(counts[i] * counts[j] for i, j in ij)
+    ij2, sh2, bl2 = ds.unpack_pairs(packed, counts)
+    assert np.array_equal(ij2, ij) and np.array_equal(sh2, pairs.shift)
+    assert np.allclose(bl2, block, atol=1e-6)

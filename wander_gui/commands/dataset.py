@@ -23,6 +23,8 @@ def add_arguments(p) -> None:
     g.add_argument("--start", type=int, default=0)
     g.add_argument("--workers", type=int, default=1, help="parallel single-threaded workers")
     g.add_argument("--max-supercell", type=int, default=3)
+    g.add_argument("--no-wannier", action="store_true",
+                   help="energies and forces only (densities kept for a later Wannier pass)")
     i = sub.add_parser("info", help="summary of a dataset")
     i.add_argument("--out", default=DEFAULT_OUT)
     i.add_argument("--json", action="store_true")
@@ -52,13 +54,15 @@ def _generate(args) -> int:
         cmd = [sys.executable, "-m", "wander_gui.cli", "dataset", "generate", "--out", args.out,
                "--work", args.work, "-n", str(args.n_configs), "--start", str(args.start),
                "--max-supercell", str(args.max_supercell), "--workers", "1"]
+        if args.no_wannier:
+            cmd.append("--no-wannier")
         procs = [subprocess.Popen(cmd, env=env) for _ in range(args.workers)]
         return max(p.wait() for p in procs)
     from wander_gui.dft.dataset import generate
     from wander_gui.dft.settings import DFTSettings
     Path(args.work).mkdir(parents=True, exist_ok=True)
     done = generate(args.out, args.work, n_configs=args.n_configs, start=args.start,
-                    settings=DFTSettings(), max_supercell=args.max_supercell,
+                    settings=DFTSettings(), max_supercell=args.max_supercell, wannier=not args.no_wannier,
                     on_step=lambda info: print(json.dumps(info), flush=True))
     print(f"labelled {len(done)} configuration(s)")
     return 0

@@ -23,20 +23,27 @@ import numpy as np
 
 from wander_gui.dft.sampling import ConfigSpec, build_config, config_spec
 from wander_gui.dft.settings import LEVEL_OF_THEORY, DFTSettings
-from wander_gui.errors import DataError, WanderError
+from wander_gui.errors import ConvergenceError, DataError, WanderError
 
 log = logging.getLogger(__name__)
-FIDELITY_LIMIT_EV = 0.010
+FIDELITY_LIMIT_EV = 0.015  # eV, near-gap band error at off-mesh k (aim 0.010)
 
 
 def chunk_path(out: Path, name: str) -> Path:
     return Path(out) / "chunks" / f"{name}.npz"
 
 
-def is_done(out: Path, name: str) -> bool:
-    if chunk_path(out, name).exists():
+def is_done(out: Path, name: str, *, wannier: bool = False) -> bool:
+    """Finished (or failed) already; with ``wannier`` the chunk must also hold its H label."""
+    if name in failed_names(out):
         return True
-    return name in failed_names(out)
+    p = chunk_path(out, name)
+    if not p.exists():
+        return False
+    if not wannier:
+        return True
+    with np.load(p) as z:
+        return "pair_values" in z.files
 
 
 def failed_names(out: Path) -> set[str]:
@@ -97,12 +104,73 @@ def structure_arrays(atoms) -> dict:
                 cell=atoms.cell.array.astype(np.float64), layer=atoms.arrays["layer"].astype(np.int8))
 
 
-def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings = DFTSettings()) -> dict:
-    """Run SCF (+ Wannier label) for one configuration and write its chunk."""
-    from wander_gui.dft.run import scf, wannier_label
+def pack_pairs(pairs, counts) -> dict:
+    """Compact storage of pair blocks: indices, shifts and the n_i×n_j values, float32."""
+    vals = [b[:counts[i], :counts[j]].ravel() for (i, j), b in zip(pairs.ij, pairs.block)]
+    return dict(pair_ij=pairs.ij.astype(np.int16), pair_shift=pairs.shift.astype(np.int8),
+                pair_values=np.concatenate(vals).astype(np.float32))
+
+
+def unpack_pairs(chunk: dict, counts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ij, shift, block[P, 5, 5]) from :func:`pack_pairs` arrays."""
+    ij = chunk["pair_ij"].astype(np.int64)
+    sizes = counts[ij[:, 0]] * counts[ij[:, 1]]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    block = np.zeros((len(ij), 5, 5), np.float32)
+    v = chunk["pair_values"]
+    for p, (i, j) in enumerate(ij):
+        block[p, :counts[i], :counts[j]] = v[starts[p]:starts[p] + sizes[p]].reshape(counts[i], counts[j])
+    return ij, chunk["pair_shift"].astype(np.int64), block
+
+
+def wannier_arrays(calc, atoms, vacuum: float, work: Path, name: str, txt: str) -> dict:
+    """Wannier label of one configuration as chunk arrays; raises if fidelity is too poor."""
+    from wander_gui.core.materials import material_from_elements
+    from wander_gui.core.orbitals import orbital_offsets
+    from wander_gui.dft.run import wannier_label
+    lab = wannier_label(calc, atoms, vacuum=vacuum, workdir=Path(work) / "w90" / name, txt=txt)
+    if lab.fidelity_near_gap_eV > FIDELITY_LIMIT_EV:
+        raise ConvergenceError(f"Wannier band fidelity {1000 * lab.fidelity_near_gap_eV:.1f} meV near the gap "
+                               f"exceeds {1000 * FIDELITY_LIMIT_EV:.0f} meV (frozen window "
+                               f"{1000 * lab.fidelity_frozen_eV:.1f} meV)")
+    if lab.centre_offset_max > 0.5:
+        raise ConvergenceError(f"a Wannier centre is {lab.centre_offset_max:.2f} Å from its atom (limit 0.5 Å): "
+                               "orbital-to-atom mapping not verified")
+    _, counts = orbital_offsets(atoms.get_chemical_symbols(), material_from_elements(atoms.get_chemical_symbols()).metal)
+    out = pack_pairs(lab.pairs, counts)
+    out.update(wf_centres=lab.centres.astype(np.float32), wf_spreads=lab.spreads.astype(np.float32),
+               fidelity_near_gap_eV=np.float32(lab.fidelity_near_gap_eV),
+               fidelity_frozen_eV=np.float32(lab.fidelity_frozen_eV), h_imag_max=np.float32(lab.imag_max),
+               frozen_window=np.array(lab.frozen, np.float32), wannier_mesh=np.array(lab.mesh, np.int16),
+               vbm=np.float32(lab.vbm), cbm=np.float32(lab.cbm), wannier_seconds=np.float32(lab.seconds),
+               centre_offset_max=np.float32(lab.centre_offset_max))
+    return out
+
+
+def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings = DFTSettings(), *,
+                 wannier: bool = True) -> dict:
+    """Run SCF (+ Wannier label) for one configuration and write its chunk.
+
+    A chunk that already has energy and forces but lacks its Wannier label is completed
+    from the stored density (``work/gpw``) without a new SCF.
+    """
+    from wander_gui.dft.run import scf
     atoms = build_config(spec)
     txt = Path(work) / "logs" / f"{spec.name}.txt"
     txt.parent.mkdir(parents=True, exist_ok=True)
+    gpw = Path(work) / "gpw" / f"{spec.name}.gpw"
+    path = chunk_path(out, spec.name)
+    if path.exists():  # backfill the Wannier label
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files}
+        if not gpw.exists():
+            raise DataError(f"{spec.name}: no stored density {gpw} to add the Wannier label")
+        from gpaw import GPAW
+        calc = GPAW(str(gpw), txt=None)
+        arrays.update(wannier_arrays(calc, atoms, float(arrays["vacuum_level"]), work, spec.name, str(txt)))
+        save_chunk(path, arrays)
+        return {"name": spec.name, "atoms": len(atoms), "wannier": True,
+                "fidelity_meV": 1000 * float(arrays["fidelity_near_gap_eV"])}
     res = scf(atoms, settings, txt=str(txt))
     arrays = structure_arrays(atoms)
     arrays.update(energy=np.float64(res.energy), forces=res.forces.astype(np.float32),
@@ -111,11 +179,15 @@ def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings 
                   kmesh=np.array(res.kmesh, np.int16),
                   meta=np.array(json.dumps({"spec": spec.asdict(), "level_of_theory": LEVEL_OF_THEORY,
                                             "settings": settings.asdict()})))
-    gpw = Path(work) / "gpw" / f"{spec.name}.gpw"
     gpw.parent.mkdir(parents=True, exist_ok=True)
     res.calc.write(str(gpw))  # density only: lets Wannier labels be (re)computed later
-    save_chunk(chunk_path(out, spec.name), arrays)
-    return {"name": spec.name, "atoms": len(atoms), "seconds": res.seconds, "fmax": float(np.abs(res.forces).max())}
+    save_chunk(path, arrays)  # energy + forces are safe before the (longer) Wannier step
+    info = {"name": spec.name, "atoms": len(atoms), "seconds": res.seconds, "fmax": float(np.abs(res.forces).max())}
+    if spec.wannier and wannier:
+        arrays.update(wannier_arrays(res.calc, atoms, res.vacuum, work, spec.name, str(txt)))
+        save_chunk(path, arrays)
+        info["fidelity_meV"] = 1000 * float(arrays["fidelity_near_gap_eV"])
+    return info
 
 
 def record_failure(out: Path, spec: ConfigSpec, reason: str) -> None:
@@ -126,19 +198,24 @@ def record_failure(out: Path, spec: ConfigSpec, reason: str) -> None:
 
 
 def generate(out, work, *, n_configs: int, start: int = 0, settings: DFTSettings = DFTSettings(),
-             max_supercell: int = 3, on_step=None, cancel=None) -> list[dict]:
-    """Label plan entries ``start .. n_configs-1`` that are not done or locked by another worker."""
+             max_supercell: int = 3, wannier: bool = True, on_step=None, cancel=None) -> list[dict]:
+    """Label plan entries ``start .. n_configs-1`` that are not done or locked by another worker.
+
+    With ``wannier=False`` only energies and forces are computed (densities are kept in
+    ``work/gpw`` so a later run with ``wannier=True`` adds the Hamiltonians).
+    """
     out, work = Path(out), Path(work)
     done = []
     for i in range(start, n_configs):
         if cancel is not None and cancel.is_set():
             break
         spec = config_spec(i)
-        if spec.supercell > max_supercell or is_done(out, spec.name) or not _lock(work, spec.name):
+        if spec.supercell > max_supercell or is_done(out, spec.name, wannier=spec.wannier and wannier) \
+                or not _lock(work, spec.name):
             continue
         try:
             t0 = time.perf_counter()
-            info = label_config(spec, out, work, settings)
+            info = label_config(spec, out, work, settings, wannier=wannier)
             log.info("%s done in %.0f s", spec.name, time.perf_counter() - t0)
             done.append(info)
             if on_step:
@@ -173,7 +250,7 @@ def dataset_info(out) -> dict:
     rows = load_chunks(out)
     return {
         "n_configs": len(rows),
-        "n_hamiltonian_configs": sum(1 for r in rows if "pair_block" in r),
+        "n_hamiltonian_configs": sum(1 for r in rows if "pair_values" in r),
         "n_atoms_total": int(sum(len(r["numbers"]) for r in rows)),
         "level_of_theory": LEVEL_OF_THEORY,
         "n_failed": len(failed_names(out)),

@@ -103,36 +103,15 @@ def scf(atoms, settings: DFTSettings = DFTSettings(), *, txt="-") -> SCFResult:
                      n_iter=niter, kmesh=kmesh(a, settings.k_density), calc=calc)
 
 
-def bloch_projections(calc, atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(kpts_kc, eps_kn [eV], A_kni) with A = ⟨ψ|g⟩ on the Mo-d/S-p projectors, project order."""
-    from wander_gui.dft.wannier import projector_indices
-    mat = material_from_elements(atoms.get_chemical_symbols())
-    setups = calc.setups
-    sel = []
-    for a, s in enumerate(atoms.get_chemical_symbols()):
-        sel.append(projector_indices(setups[a], 2 if s == mat.metal else 1))
-    kpts = calc.get_ibz_k_points()
-    if len(kpts) != len(calc.get_bz_k_points()):
-        raise InputError("Wannier projections need symmetry='off' (full k mesh)")
-    eps, A = [], []
-    for wfs in calc.dft.ibzwfs:
-        k = wfs.k
-        P_ani = wfs.P_ani
-        cols = [np.asarray(P_ani[a])[:, idx] for a, idx in enumerate(sel)]
-        A.append((k, np.hstack(cols).conj()))
-        eps.append((k, calc.get_eigenvalues(kpt=k)))
-    A = np.array([x for _, x in sorted(A, key=lambda t: t[0])])
-    eps = np.array([x for _, x in sorted(eps, key=lambda t: t[0])])
-    return kpts, eps, A
-
-
 @dataclass
 class WannierLabel:
     pairs: object  # PairBlocks
-    fidelity_eV: float
+    fidelity_near_gap_eV: float  # max error in [VBM - 1 eV, CBM + 1 eV] at off-mesh k
+    fidelity_frozen_eV: float  # max error in the whole frozen window at off-mesh k
     imag_max: float
-    min_singular: float
-    n_frozen_max: int
+    centres: np.ndarray
+    spreads: np.ndarray
+    centre_offset_max: float  # largest distance of a WF centre from its atom, Å
     frozen: tuple
     vacuum: float
     mesh: tuple
@@ -141,49 +120,70 @@ class WannierLabel:
     seconds: float
 
 
-def wannier_label(scf_result: SCFResult, atoms, *, mesh: tuple[int, int], r_max: float = 9.0,
-                  n_check: int = 4, txt="-") -> WannierLabel:
-    """Non-self-consistent run on ``mesh`` (+ off-mesh check points) and projected H(R).
+#: Wannier mesh: n = ceil(WANNIER_MESH_LENGTH / L) (Born–von Kármán supercell ≥ 30 Å)
+WANNIER_MESH_LENGTH = 30.0
 
-    Band fidelity is the largest error of the Wannier-interpolated bands vs DFT in the
-    frozen window at ``n_check`` off-mesh k-points (between mesh points, where
-    interpolation is hardest). Energies are relative to the vacuum level.
-    """
-    from wander_gui.dft.wannier import band_fidelity, projected_wannier, real_space_pairs
-    mat = material_from_elements(atoms.get_chemical_symbols())
+
+def wannier_mesh(atoms) -> tuple[int, int]:
+    return kmesh(atoms, WANNIER_MESH_LENGTH)
+
+
+def check_kpoints(mesh: tuple[int, int], n: int = 5, seed: int = 0) -> np.ndarray:
+    """Off-mesh k-points (fractional) where interpolation is tested: K and random midpoints."""
+    rng = np.random.default_rng(seed)
     n1, n2 = mesh
-    grid = np.array([(i / n1, j / n2, 0.0) for i in range(n1) for j in range(n2)])
-    grid = (grid + 0.5) % 1.0 - 0.5
-    rng = np.random.default_rng(len(atoms) + n1)
-    check = np.column_stack([(rng.integers(0, n1, n_check) + 0.5) / n1,
-                             (rng.integers(0, n2, n_check) + rng.uniform(0.25, 0.75, n_check)) / n2,
-                             np.zeros(n_check)])
-    check[0] = (1 / 3, 1 / 3, 0)  # K of the supercell BZ
-    kpts = np.vstack([grid, check])
+    pts = [(1 / 3, 1 / 3, 0.0), (0.5 / n1, 0.5 / n2, 0.0)]
+    while len(pts) < n:
+        pts.append(((rng.integers(n1) + rng.uniform(0.25, 0.75)) / n1,
+                    (rng.integers(n2) + rng.uniform(0.25, 0.75)) / n2, 0.0))
+    return np.array(pts)
+
+
+def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | None = None,
+                  r_max: float = 12.0, workdir, txt="-") -> WannierLabel:
+    """Wannier H(R) (vacuum-referenced) from a converged density, with band-fidelity checks.
+
+    Two non-self-consistent runs on the converged density: the Γ-centred ``mesh`` (for
+    Wannier90) and a few off-mesh check points. Fidelity = largest |ε_W − ε_DFT| at the
+    check points, near the gap ([VBM − 1, CBM + 1] eV) and over the frozen window.
+    """
+    from wander_gui.dft.wannier import band_fidelity, real_space_pairs, wannier90_mesh_hamiltonian
+    mat = material_from_elements(atoms.get_chemical_symbols())
+    mesh = mesh or wannier_mesh(atoms)
     nb, nconv = nbands_for(atoms, mat.metal)
     t0 = time.perf_counter()
-    calc = scf_result.calc.fixed_density(kpts=kpts, symmetry="off", nbands=nb,
-                                         convergence={"bands": nconv}, txt=txt)
-    secs = time.perf_counter() - t0
-    k_all, eps, A = bloch_projections(calc, atoms)
-    eps = eps - scf_result.vacuum
+    cm = scf_calc.fixed_density(kpts={"size": (*mesh, 1), "gamma": True}, symmetry="off", nbands=nb,
+                                convergence={"bands": nconv}, txt=txt)
+    check = check_kpoints(mesh, seed=len(atoms))
+    cc = scf_calc.fixed_density(kpts=check, symmetry="off", nbands=nb, convergence={"bands": nconv}, txt=txt)
+    nk = mesh[0] * mesh[1]
+    em = np.array([cm.get_eigenvalues(kpt=k) for k in range(nk)]) - vacuum
+    ec = np.array([cc.get_eigenvalues(kpt=k) for k in range(len(check))]) - vacuum
     nfu = n_formula_units(atoms, mat.metal)
     m0 = nfu * EXCLUDED_PER_FU
-    nocc = int(round(calc.get_number_of_electrons() / 2))
-    vbm = float(eps[:, nocc - 1].max())
-    cbm = float(eps[:, nocc].min())
+    nocc = int(round(cm.get_number_of_electrons() / 2))
+    vbm = float(max(em[:, nocc - 1].max(), ec[:, nocc - 1].max()))
+    cbm = float(min(em[:, nocc].min(), ec[:, nocc].min()))
     if cbm - vbm < 0.2:
         raise ConvergenceError(f"gap {cbm - vbm:.3f} eV is too small for the Wannier windows")
-    lo = float(eps[:, m0].min()) - 0.1
+    lo = float(min(em[:, m0].min(), ec[:, m0].min())) - 0.1
     frozen = (lo, cbm + FROZEN_ABOVE_CBM)
-    outer = (lo, float(eps[:, -1].max()) + 1.0)
-    ng = len(grid)
-    pw = projected_wannier(eps[:ng, m0:], A[:ng, m0:], frozen=frozen, outer=outer)
+    outer = (lo, float(em[:, -1].max()) + 1.0)
+    H_k, kpts, centres, spreads = wannier90_mesh_hamiltonian(
+        cm, atoms, frozen=(frozen[0] + vacuum, frozen[1] + vacuum), outer=(outer[0] + vacuum, outer[1] + vacuum),
+        n1=m0, n2=nb, metal=mat.metal, workdir=workdir, num_iter=0, energy_shift=vacuum)
     offsets, counts = orbital_offsets(atoms.get_chemical_symbols(), mat.metal)
-    n_orb = int(counts.sum())
-    pairs, imag = real_space_pairs(pw.H_kij, k_all[:ng], mesh, atoms, offsets, counts, r_max=r_max)
-    fid = band_fidelity(pairs, k_all[ng:], eps[ng:], manifold_start=m0, window=frozen,
-                        offsets=offsets, counts=counts, n_orb=n_orb)
-    return WannierLabel(pairs=pairs, fidelity_eV=fid, imag_max=imag, min_singular=pw.min_singular,
-                        n_frozen_max=pw.n_frozen_max, frozen=frozen, vacuum=scf_result.vacuum,
-                        mesh=mesh, vbm=vbm, cbm=cbm, seconds=secs)
+    pairs, imag = real_space_pairs(H_k, kpts, mesh, atoms, offsets, counts, r_max=r_max)
+    kw = dict(manifold_start=m0, offsets=offsets, counts=counts, n_orb=int(counts.sum()))
+    fid_gap = band_fidelity(pairs, check, ec, window=(vbm - 1.0, cbm + 1.0), **kw)
+    fid_frozen = band_fidelity(pairs, check, ec, window=frozen, **kw)
+    home = np.repeat(atoms.positions, counts, axis=0)
+    d = centres - home
+    cell = atoms.cell.array
+    frac = np.linalg.solve(cell.T, d.T).T
+    frac[:, :2] -= np.round(frac[:, :2])
+    offs = np.linalg.norm(frac @ cell, axis=1)
+    return WannierLabel(pairs=pairs, fidelity_near_gap_eV=fid_gap, fidelity_frozen_eV=fid_frozen,
+                        imag_max=imag, centres=centres, spreads=spreads, centre_offset_max=float(offs.max()),
+                        frozen=frozen, vacuum=vacuum, mesh=mesh, vbm=vbm, cbm=cbm,
+                        seconds=time.perf_counter() - t0)

@@ -16,7 +16,7 @@ LEVEL_OF_THEORY = ("GPAW 26.7 plane waves 350 eV, PBE, PAW setups (Mo 14 e), Fer
                    "dipole-layer correction, k mesh ceil(12 A / L), + D3(BJ) (simple-dftd3)")
 
 #: Band windows for the Wannier basis, relative to the conduction-band minimum / manifold
-FROZEN_ABOVE_CBM = 1.2  # eV: frozen window top = CBM + this
+FROZEN_ABOVE_CBM = 1.0  # eV: frozen window top = CBM + this
 EXCLUDED_PER_FU = 6     # semicore Mo 4s/4p and chalcogen s bands below the d–p manifold
 WANNIER_PER_FU = 11     # 5 metal d + 2 × 3 chalcogen p
 EXTRA_BANDS_PER_FU = 5  # outer-window states for disentanglement
