@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from wander_gui.core.builder import build_aligned, build_twisted
+from wander_gui.ml.calculator import WanderCalculator
+from wander_gui.ml.forcefield import ForceField, switch
+from wander_gui.ml.graph import atoms_to_graph
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(1)
+    m = ForceField().double()
+    # non-trivial normalisation and references, as after fitting
+    m.d_mean.normal_(0, 0.01)
+    m.e_ref[:] = torch.tensor([-10.0, -5.0])
+    return m
+
+
+@pytest.fixture(scope="module")
+def cell():
+    a = build_twisted(mn=(1, 2))
+    a.positions += np.random.default_rng(0).normal(0, 0.05, a.positions.shape)
+    return a
+
+
+def energy_forces(model, atoms):
+    E, F, Z = model(atoms_to_graph(atoms, model.config["r_c"]))
+    return E.item(), F.detach().numpy(), Z.detach().numpy()
+
+
+def test_forces_are_minus_energy_gradient(model, cell):
+    E, F, _ = energy_forces(model, cell)
+    h = 1e-5
+    for i, c in [(0, 0), (5, 2), (30, 1)]:
+        p, m = cell.copy(), cell.copy()
+        p.positions[i, c] += h
+        m.positions[i, c] -= h
+        fd = -(energy_forces(model, p)[0] - energy_forces(model, m)[0]) / (2 * h)
+        assert fd == pytest.approx(F[i, c], rel=1e-5, abs=1e-8)
+
+
+@pytest.mark.parametrize("rot", [Rotation.from_euler("z", 23.0, degrees=True), Rotation.random(random_state=7)])
+def test_rotation_equivariance(model, cell, rot):
+    R = rot.as_matrix()
+    E, F, Z = energy_forces(model, cell)
+    b = cell.copy()
+    b.positions = cell.positions @ R.T
+    b.cell = cell.cell.array @ R.T
+    b.pbc = cell.pbc
+    Eb, Fb, Zb = energy_forces(model, b)
+    assert Eb == pytest.approx(E, abs=1e-10)
+    assert np.allclose(Fb, F @ R.T, atol=1e-10)
+    assert np.allclose(Zb, Z, atol=1e-10)  # latent features are invariant
+
+
+def test_permutation_and_translation_invariance(model, cell):
+    E, F, Z = energy_forces(model, cell)
+    perm = np.random.default_rng(1).permutation(len(cell))
+    b = cell[perm]
+    b.positions += [1.3, -0.7, 0.4]
+    Eb, Fb, Zb = energy_forces(model, b)
+    assert Eb == pytest.approx(E, abs=1e-10)
+    assert np.allclose(Fb, F[perm], atol=1e-10)
+    assert np.allclose(Zb, Z[perm], atol=1e-10)
+
+
+def test_supercell_consistency(model):
+    a = build_aligned(supercell=2, shift_frac=(0.2, 0.1))
+    a.positions += np.random.default_rng(2).normal(0, 0.03, a.positions.shape)
+    E, F, _ = energy_forces(model, a)
+    big = a.repeat((2, 2, 1))
+    Eb, Fb, _ = energy_forces(model, big)
+    assert Eb == pytest.approx(4 * E, rel=1e-12)
+    assert np.allclose(Fb[: len(a)], F, atol=1e-10)
+
+
+def test_smooth_cutoff(model):
+    r = torch.linspace(4.0, 5.5, 301, dtype=torch.float64, requires_grad=True)
+    s = switch(r, 4.7, 5.2)
+    (ds,) = torch.autograd.grad(s.sum(), r)
+    assert s[r >= 5.2].abs().max() == 0 and ds[r >= 5.2].abs().max() == 0
+    assert torch.all(s[r <= 4.7] == 1)
+    assert ds.abs().max() < 4.0  # bounded derivative: no jump
+
+
+def test_ase_calculator(model, cell):
+    a = cell.copy()
+    a.calc = WanderCalculator(model, device="cpu")
+    E, F, Z = energy_forces(model, cell)
+    assert a.get_potential_energy() == pytest.approx(E)
+    assert np.allclose(a.get_forces(), F)
+    assert a.calc.results["raer"].shape == (len(a), model.latent_dim)
+
+
+def test_checkpoint_round_trip(model, cell, tmp_path):
+    torch.save({"config": model.config, "state_dict": model.state_dict()}, tmp_path / "ff.pt")
+    ck = torch.load(tmp_path / "ff.pt", weights_only=True)
+    m2 = ForceField(**ck["config"]).double()
+    m2.load_state_dict(ck["state_dict"])
+    assert energy_forces(m2, cell)[0] == pytest.approx(energy_forces(model, cell)[0], abs=1e-12)

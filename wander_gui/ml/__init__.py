@@ -1,0 +1,1 @@
+"""Machine-learned models (torch only): deep-potential force field and Hamiltonian heads."""

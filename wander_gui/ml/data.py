@@ -1,0 +1,47 @@
+"""Dataset chunks -> structures with labels, and the 80/10/10 split by configuration."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from wander_gui.errors import DataError
+
+
+@dataclass
+class Sample:
+    name: str
+    atoms: Atoms
+    energy: float
+    forces: np.ndarray
+    chunk: dict
+
+
+def load_samples(dataset_dir) -> list[Sample]:
+    """All configurations with energy and forces, as ase.Atoms with ``layer`` set."""
+    from wander_gui.dft.dataset import load_chunks
+    rows = load_chunks(Path(dataset_dir))
+    if not rows:
+        raise DataError(f"no configurations in {str(dataset_dir)!r}")
+    out = []
+    for r in rows:
+        a = Atoms(numbers=r["numbers"], positions=r["positions"], cell=r["cell"], pbc=(True, True, False))
+        a.set_array("layer", r["layer"].astype(np.int64))
+        out.append(Sample(r["name"], a, float(r["energy"]), r["forces"].astype(np.float64), r))
+    return out
+
+
+def split(names, *, seed: int = 0, fractions=(0.8, 0.1, 0.1)) -> dict[str, str]:
+    """Assign each configuration name to train/val/test deterministically (hash of name + seed)."""
+    out = {}
+    for n in names:
+        u = (abs(hash_name(f"{seed}:{n}")) % 10_000) / 10_000
+        out[n] = "train" if u < fractions[0] else ("val" if u < fractions[0] + fractions[1] else "test")
+    return out
+
+
+def hash_name(s: str) -> int:
+    import hashlib
+    return int(hashlib.sha256(s.encode()).hexdigest()[:12], 16)

@@ -1,0 +1,119 @@
+"""Deep-potential force field with smooth, symmetry-preserving descriptors.
+
+Descriptor (DeepPot-SE "se_e2_a"; L. Zhang et al., NeurIPS 31 (2018)): for each
+neighbour j of atom i within R_c, the generalised coordinate
+
+    R̃_ij = s(r) (1, x/r, y/r, z/r),   s(r) = sw(r)/r,
+
+carries the paper's (1/R, x/R², y/R², z/R²) inputs multiplied by a switching function
+sw that goes smoothly (C²) from 1 at R_s to 0 at R_c, so nothing jumps when neighbours
+cross the cutoff. An embedding net G_t(s) (per neighbour species t) gives M1 channels;
+T_i = (1/N_c) Σ_j G(s_ij) ⊗ R̃_ij (M1 × 4) and the descriptor D_i = T_i T_iᵀ[:, :M2]
+is invariant to rotations (R̃ → R̃ diag(1, R)), translations and permutations.
+
+Fitting net per centre species: D_i (standardised) → 64 → 32 → E_i with SiLU (the paper
+uses ReLU; its kinks make forces discontinuous, which breaks optimisers and MD). The
+32-dimensional last hidden layer is the atom's *reduced atomic environment
+representation* (RAER), reused by the Hamiltonian heads. E = Σ_i E_i + Σ_i e_ref(species),
+forces F = −∂E/∂r by automatic differentiation (energy conserving by construction).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from wander_gui.ml.graph import Graph
+
+N_SPECIES = 2
+
+
+def switch(r: torch.Tensor, r_s: float, r_c: float) -> torch.Tensor:
+    """C² switching: 1 below r_s, 0 above r_c, x³(−6x² + 15x − 10) + 1 between."""
+    x = ((r - r_s) / (r_c - r_s)).clamp(0.0, 1.0)
+    return x ** 3 * (-6.0 * x ** 2 + 15.0 * x - 10.0) + 1.0
+
+
+def mlp(sizes, act=nn.SiLU, last_act=False) -> nn.Sequential:
+    layers = []
+    for k in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[k], sizes[k + 1]))
+        if k < len(sizes) - 2 or last_act:
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+class Descriptor(nn.Module):
+    """Smooth se_e2_a descriptor; returns D_i (N, M1·M2) and the radial inputs."""
+
+    def __init__(self, r_c: float = 5.2, r_s: float = 4.7, m1: int = 16, m2: int = 4,
+                 embed=(16, 16), n_norm: float = 30.0):
+        super().__init__()
+        self.r_c, self.r_s, self.m1, self.m2, self.n_norm = r_c, r_s, m1, m2, n_norm
+        self.embed = nn.ModuleList([mlp((1, *embed, m1), last_act=True) for _ in range(N_SPECIES)])
+
+    @property
+    def dim(self) -> int:
+        return self.m1 * self.m2
+
+    def forward(self, g: Graph) -> tuple[torch.Tensor, torch.Tensor]:
+        vec = g.vectors()
+        r = vec.norm(dim=1)
+        s = switch(r, self.r_s, self.r_c) / r
+        Rt = torch.cat([s[:, None], s[:, None] * vec / r[:, None]], dim=1)  # (P, 4)
+        G = torch.zeros(len(r), self.m1, dtype=vec.dtype, device=vec.device)
+        sj = g.species[g.edge_j]
+        for t, net in enumerate(self.embed):
+            m = sj == t
+            if m.any():
+                G[m] = net(s[m, None])
+        outer = G[:, :, None] * Rt[:, None, :]  # (P, M1, 4)
+        T = torch.zeros(len(g.pos), self.m1, 4, dtype=vec.dtype, device=vec.device)
+        T = T.index_add(0, g.edge_i, outer) / self.n_norm
+        D = torch.einsum("nac,nbc->nab", T, T[:, : self.m2, :])  # (N, M1, M2)
+        return D.reshape(len(g.pos), -1), T
+
+
+class ForceField(nn.Module):
+    """Per-atom energy model; ``forward`` returns energies per structure and per-atom RAER."""
+
+    def __init__(self, *, r_c: float = 5.2, r_s: float = 4.7, m1: int = 16, m2: int = 4,
+                 embed=(16, 16), hidden=(64, 32)):
+        super().__init__()
+        self.config = dict(r_c=r_c, r_s=r_s, m1=m1, m2=m2, embed=list(embed), hidden=list(hidden))
+        self.descriptor = Descriptor(r_c, r_s, m1, m2, embed)
+        d = self.descriptor.dim
+        self.register_buffer("d_mean", torch.zeros(N_SPECIES, d))
+        self.register_buffer("d_std", torch.ones(N_SPECIES, d))
+        self.register_buffer("e_ref", torch.zeros(N_SPECIES))
+        self.hidden = nn.ModuleList([mlp((d, *hidden), last_act=True) for _ in range(N_SPECIES)])
+        self.out = nn.ModuleList([nn.Linear(hidden[-1], 1) for _ in range(N_SPECIES)])
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config["hidden"][-1]
+
+    def atomic(self, g: Graph) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(E_i (N,), RAER (N, latent), normalised descriptor (N, d))."""
+        D, _ = self.descriptor(g)
+        Dn = (D - self.d_mean[g.species]) / self.d_std[g.species]
+        E = torch.zeros(len(D), dtype=D.dtype, device=D.device)
+        Z = torch.zeros(len(D), self.latent_dim, dtype=D.dtype, device=D.device)
+        for t in range(N_SPECIES):
+            m = g.species == t
+            if m.any():
+                z = self.hidden[t](Dn[m])
+                Z[m] = z
+                E[m] = self.out[t](z).squeeze(-1) + self.e_ref[t]
+        return E, Z, Dn
+
+    def forward(self, g: Graph, *, forces: bool = True, create_graph: bool = False):
+        """Energies per structure (eV), forces (N, 3) eV/Å (if requested) and RAER."""
+        if forces and not g.pos.requires_grad:
+            g.pos.requires_grad_(True)
+        E_i, Z, _ = self.atomic(g)
+        E = torch.zeros(g.n_structures, dtype=E_i.dtype, device=E_i.device).index_add(0, g.batch, E_i)
+        F = None
+        if forces:
+            (grad,) = torch.autograd.grad(E.sum(), g.pos, create_graph=create_graph)
+            F = -grad
+        return E, F, Z

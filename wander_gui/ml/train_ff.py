@@ -1,0 +1,156 @@
+"""Training of the force field on energies and forces (resumable, early stopping)."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wander_gui.ml.data import Sample, split
+from wander_gui.ml.forcefield import N_SPECIES, ForceField
+from wander_gui.ml.graph import batch_graphs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FFTrainConfig:
+    seed: int = 0
+    epochs: int = 300
+    batch_size: int = 4
+    lr: float = 2e-3
+    lr_min: float = 1e-5
+    patience: int = 40  # epochs without validation improvement before stopping
+    plateau_patience: int = 10
+    weight_energy: float = 10.0  # on (ΔE per atom)², eV²
+    weight_forces: float = 1.0  # on ΔF², (eV/Å)²
+    model: dict = field(default_factory=lambda: dict(r_c=5.2, r_s=4.7, m1=16, m2=4, embed=[16, 16],
+                                                     hidden=[64, 32]))
+
+    @classmethod
+    def from_file(cls, path) -> "FFTrainConfig":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def fit_statistics(model: ForceField, samples: list[Sample]) -> None:
+    """Descriptor mean/std per species and per-species reference energies (least squares)."""
+    from wander_gui.ml.graph import atoms_to_graph
+    Ds = [[] for _ in range(N_SPECIES)]
+    counts, energies = [], []
+    with torch.no_grad():
+        for s in samples:
+            g = atoms_to_graph(s.atoms, model.config["r_c"])
+            D, _ = model.descriptor(g)
+            for t in range(N_SPECIES):
+                Ds[t].append(D[g.species == t])
+            counts.append([(g.species == t).sum().item() for t in range(N_SPECIES)])
+            energies.append(s.energy)
+    for t in range(N_SPECIES):
+        D = torch.cat(Ds[t])
+        model.d_mean[t] = D.mean(0)
+        model.d_std[t] = D.std(0).clamp_min(1e-3)
+    ref, *_ = np.linalg.lstsq(np.array(counts, float), np.array(energies), rcond=None)
+    model.e_ref[:] = torch.as_tensor(ref)
+
+
+def evaluate(model: ForceField, samples: list[Sample], batch_size: int = 8) -> dict:
+    """Energy MAE (meV/atom) and force MAE (meV/Å) and RMSE."""
+    dE, dF = [], []
+    for k in range(0, len(samples), batch_size):
+        chunk = samples[k:k + batch_size]
+        g = batch_graphs([s.atoms for s in chunk], model.config["r_c"])
+        E, F, _ = model(g)
+        n = torch.bincount(g.batch).double()
+        Et = torch.tensor([s.energy for s in chunk], dtype=E.dtype)
+        dE.append(((E.detach() - Et) / n).numpy())
+        dF.append((F.detach().numpy() - np.concatenate([s.forces for s in chunk])).ravel())
+    dE, dF = np.concatenate(dE), np.concatenate(dF)
+    return {"energy_mae_meV_per_atom": 1000 * float(np.abs(dE).mean()),
+            "force_mae_meV_per_A": 1000 * float(np.abs(dF).mean()),
+            "force_rmse_meV_per_A": 1000 * float(np.sqrt((dF ** 2).mean())), "n": len(samples)}
+
+
+def train_forcefield(samples: list[Sample], cfg: FFTrainConfig, *, out_dir, resume: bool = True,
+                     progress: bool = True, init_state: dict | None = None) -> tuple[ForceField, dict]:
+    """Train on the 80 % split; early-stop on validation; report the test split.
+
+    Checkpoints ``{config, state_dict, optimizer, epoch, best}`` go to ``out_dir/ff_last.pt``
+    every epoch and ``ff_best.pt`` on improvement; training resumes from ``ff_last.pt``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    parts = split([s.name for s in samples], seed=cfg.seed)
+    train = [s for s in samples if parts[s.name] == "train"]
+    val = [s for s in samples if parts[s.name] == "val"] or train[:1]
+    test = [s for s in samples if parts[s.name] == "test"]
+    model = ForceField(**cfg.model).double()
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    else:
+        fit_statistics(model, train)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.plateau_patience,
+                                                       min_lr=cfg.lr_min)
+    start, best, best_epoch = 0, float("inf"), -1
+    last = out_dir / "ff_last.pt"
+    if resume and last.exists():
+        ck = torch.load(last, weights_only=True)
+        model.load_state_dict(ck["state_dict"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        start, best, best_epoch = int(ck["epoch"]) + 1, float(ck["best"]), int(ck["best_epoch"])
+    bar = _progress(range(start, cfg.epochs), progress)
+    history = []
+    for epoch in bar:
+        model.train()
+        order = rng.permutation(len(train))
+        tot = 0.0
+        for k in range(0, len(order), cfg.batch_size):
+            chunk = [train[i] for i in order[k:k + cfg.batch_size]]
+            g = batch_graphs([s.atoms for s in chunk], model.config["r_c"])
+            E, F, _ = model(g, create_graph=True)
+            n = torch.bincount(g.batch).double()
+            Et = torch.tensor([s.energy for s in chunk], dtype=E.dtype)
+            Ft = torch.as_tensor(np.concatenate([s.forces for s in chunk]))
+            loss = cfg.weight_energy * (((E - Et) / n) ** 2).mean() + cfg.weight_forces * ((F - Ft) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tot += loss.item() * len(chunk)
+        model.eval()
+        m = evaluate(model, val)
+        score = m["force_mae_meV_per_A"] + 10 * m["energy_mae_meV_per_atom"]
+        sched.step(score)
+        history.append({"epoch": epoch, "train_loss": tot / len(train), **{f"val_{k}": v for k, v in m.items()}})
+        if score < best:
+            best, best_epoch = score, epoch
+            torch.save({"config": model.config, "state_dict": model.state_dict()}, out_dir / "ff_best.pt")
+        torch.save({"config": model.config, "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "epoch": epoch, "best": best, "best_epoch": best_epoch},
+                   last)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(F=f"{m['force_mae_meV_per_A']:.0f}", E=f"{m['energy_mae_meV_per_atom']:.1f}",
+                            lr=f"{opt.param_groups[0]['lr']:.1e}")
+        if epoch - best_epoch >= cfg.patience:
+            log.info("early stop at epoch %d (best %d)", epoch, best_epoch)
+            break
+    ck = torch.load(out_dir / "ff_best.pt", weights_only=True)
+    model.load_state_dict(ck["state_dict"])
+    metrics = {"train": evaluate(model, train), "val": evaluate(model, val),
+               "test": evaluate(model, test) if test else None, "best_epoch": best_epoch,
+               "config": asdict(cfg)}
+    (out_dir / "ff_metrics.json").write_text(json.dumps(metrics, indent=1))
+    return model, metrics
+
+
+def _progress(it, enabled):
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm
+    return tqdm(it, desc="train force field", unit="epoch")
