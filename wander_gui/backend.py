@@ -34,6 +34,15 @@ def model_status(material: str = "MoS2") -> ModelStatus:
     return ModelStatus(True, "pretrained model available")
 
 
+def predict_tb(atoms, *, model: str | None = None):
+    """Predicted Wannier Hamiltonian of ``atoms`` as a TBHamiltonian (needs a trained model)."""
+    from wander_gui.errors import ModelError
+    status = model_status(atoms.info.get("material", "MoS2"))
+    if not status.available:
+        raise ModelError(status.message)
+    raise ModelError("the Hamiltonian model is not part of the shipped pretrained set yet")
+
+
 def materials() -> list[str]:
     return list(MATERIALS)
 

@@ -123,7 +123,7 @@ def read_hr(path) -> WannierHR:
     path = Path(path)
     if not path.exists():
         raise InputError(f"Wannier90 file {str(path)!r} does not exist")
-    with open(path) as fh:
+    with _open_text(path) as fh:
         header = fh.readline().rstrip("\n")
         try:
             nw = int(fh.readline().split()[0])
@@ -150,6 +150,14 @@ def read_hr(path) -> WannierHR:
     if np.any(ndegen <= 0):
         raise DataError(f"{path}: ndegen must be positive")
     return WannierHR(R_Rc=R, H_Rmn=H / ndegen[:, None, None], ndegen_R=ndegen, header=header)
+
+
+def _open_text(path: Path):
+    """Open plain or gzip-compressed text."""
+    if path.suffix == ".gz":
+        import gzip
+        return gzip.open(path, "rt")
+    return open(path)
 
 
 def write_hr(hr: WannierHR, path, *, header: str | None = None) -> Path:

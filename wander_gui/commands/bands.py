@@ -1,0 +1,57 @@
+"""Band structure of a bilayer from a Wannier Hamiltonian (predicted, or a Wannier90 _hr.dat)."""
+from __future__ import annotations
+
+import numpy as np
+
+NAME = "bands"
+HELP = "band structure on the moiré path or explicit k-points"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("structure", help="bilayer structure (extxyz, POSCAR)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--path", default="GMKG", help="path of special points G, M, K (default GMKG)")
+    g.add_argument("--kpts", help="file with one k-point per line (3 fractional coordinates)")
+    p.add_argument("--npoints", type=int, default=60)
+    p.add_argument("--nbands", type=int, default=None, help="bands around the gap (default: all for small cells)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", default=None, help="pretrained model name (default: the shipped MoS2 model)")
+    src.add_argument("--hr", default=None, help="Wannier90 seed_hr.dat instead of a model prediction")
+    p.add_argument("--n-valence", type=int, default=None, help="filled bands (default 7 per 11 orbitals)")
+    p.add_argument("--sigma", type=float, default=None, help="energy inside the gap for the sparse solver, eV")
+    p.add_argument("--solver", default="auto", choices=["auto", "dense", "sparse", "torch"])
+    p.add_argument("-o", "--output", required=True, help="output .npz")
+    p.add_argument("--plot", default=None, help="also write a plot (PNG/PDF)")
+
+
+def run(args) -> int:
+    from wander_gui.core.io import read_hr, read_structure
+    from wander_gui.electronic.bands import compute_bands, plot_bands
+    from wander_gui.electronic.hamiltonian import TBHamiltonian
+    from wander_gui.electronic.kpoints import band_path, read_kpoints
+    from wander_gui.errors import InputError
+
+    atoms = read_structure(args.structure)
+    if args.hr:
+        hr = read_hr(args.hr)
+        tb = TBHamiltonian.from_wannier_hr(hr, cell_cv=atoms.cell.array)
+        err = tb.hermiticity_error()
+        if err > 1e-5:
+            raise InputError(f"{args.hr} is not Hermitian: max |H(k) - H(k)^†| = {err:.2e} eV")
+    else:
+        from wander_gui import backend
+        tb = backend.predict_tb(atoms, model=args.model)
+    if args.kpts:
+        kpts, x, labels = read_kpoints(args.kpts), None, None
+    else:
+        kpts, x, labels = band_path(atoms.cell.array, args.path, args.npoints)
+    res = compute_bands(tb, kpts, nbands=args.nbands, n_valence=args.n_valence, sigma=args.sigma,
+                        solver=args.solver)
+    res.x_k, res.labels = x, labels
+    res.save(args.output)
+    print(f"{len(kpts)} k-points x {res.e_kn.shape[1]} bands; VBM {res.vbm:.4f} eV, CBM {res.cbm:.4f} eV, "
+          f"gap {res.cbm - res.vbm:.4f} eV -> {args.output}")
+    if args.plot:
+        plot_bands(res, args.plot, title=atoms.get_chemical_formula())
+        print(f"plot -> {args.plot}")
+    return 0

@@ -1,0 +1,92 @@
+"""Real-space tight-binding Hamiltonians stored sparse, and Bloch sums H(k).
+
+A :class:`TBHamiltonian` holds every non-zero element ⟨m, 0|H|n, R⟩ as COO triplets
+(row m, column n, lattice vector R, value) plus the orbital centres τ_m. Two gauges:
+
+* ``"lattice"`` (Wannier90's): H_mn(k) = Σ_R e^{2πi k·R} H_mn(R)
+* ``"atomic"``: H_mn(k) = Σ_R e^{i k·(R + τ_n − τ_m)} H_mn(R) = e^{-ik·τ_m} H^lat_mn(k) e^{ik·τ_n}
+
+They differ by a diagonal unitary, so eigenvalues are identical; ``k`` is given in
+fractional coordinates of the reciprocal lattice (k·R = 2π k_frac·R_int).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from wander_gui.errors import InputError
+
+GAUGES = ("lattice", "atomic")
+
+
+@dataclass
+class TBHamiltonian:
+    """Sparse H(R).
+
+    Attributes
+    ----------
+    cell_cv : (3, 3) lattice vectors (rows), Å
+    tau_mv : (n_orb, 3) orbital centres, Å (atom positions for atomic-orbital bases)
+    rows, cols : (nnz,) int orbital indices m, n
+    R_nc : (nnz, 3) int lattice vector of each element
+    values : (nnz,) complex, eV
+    """
+
+    cell_cv: np.ndarray
+    tau_mv: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    R_nc: np.ndarray
+    values: np.ndarray
+
+    @property
+    def n_orb(self) -> int:
+        return len(self.tau_mv)
+
+    def hk(self, kpt_c, *, gauge: str = "lattice") -> sp.csr_matrix:
+        """Sparse H(k) (n_orb × n_orb, complex) at fractional ``kpt_c``."""
+        if gauge not in GAUGES:
+            raise InputError(f"gauge={gauge!r} is unknown; allowed: {', '.join(GAUGES)}")
+        k = np.asarray(kpt_c, float)
+        phase = np.exp(2j * np.pi * (self.R_nc @ k))
+        if gauge == "atomic":
+            kcart = 2 * np.pi * np.linalg.solve(self.cell_cv, k)  # k in Å⁻¹ (cell rows: b = 2π A^-T)
+            dtau = self.tau_mv[self.cols] - self.tau_mv[self.rows]
+            phase = phase * np.exp(1j * (dtau @ kcart))
+        H = sp.coo_matrix((self.values * phase, (self.rows, self.cols)), shape=(self.n_orb, self.n_orb))
+        return H.tocsr()
+
+    def hermiticity_error(self) -> float:
+        """max |H(k) − H(k)†| at a generic k (eV)."""
+        H = self.hk([0.1234, 0.3456, 0.0])
+        D = H - H.conj().T
+        return float(np.abs(D.data).max()) if D.nnz else 0.0
+
+    @classmethod
+    def from_wannier_hr(cls, hr, *, cell_cv=None, tau_mv=None, tol: float = 0.0) -> "TBHamiltonian":
+        """From :class:`wander_gui.core.io.WannierHR` (ndegen already divided out)."""
+        cell = hr.cell_cv if cell_cv is None else cell_cv
+        if cell is None:
+            cell = np.eye(3)
+        nR, nw, _ = hr.H_Rmn.shape
+        tau = np.zeros((nw, 3)) if tau_mv is None else np.asarray(tau_mv, float)
+        r, m, n = np.nonzero(np.abs(hr.H_Rmn) > tol)
+        return cls(np.asarray(cell, float), tau, m, n, hr.R_Rc[r], hr.H_Rmn[r, m, n].astype(complex))
+
+    @classmethod
+    def from_pair_blocks(cls, atoms, ij, shift, blocks, offsets, counts) -> "TBHamiltonian":
+        """From atom-pair blocks (dataset / ML format): block p couples atom i (home cell)
+        to atom j in cell ``shift[p]``; only the top-left counts[i] × counts[j] is used."""
+        rows, cols, Rs, vals = [], [], [], []
+        for (i, j), s, b in zip(ij, shift, blocks):
+            ni, nj = counts[i], counts[j]
+            mm, nn = np.meshgrid(np.arange(ni), np.arange(nj), indexing="ij")
+            rows.append(offsets[i] + mm.ravel())
+            cols.append(offsets[j] + nn.ravel())
+            Rs.append(np.repeat(np.asarray(s)[None, :], ni * nj, axis=0))
+            vals.append(np.asarray(b)[:ni, :nj].ravel())
+        tau = np.repeat(atoms.positions, counts, axis=0)
+        return cls(atoms.cell.array.copy(), tau, np.concatenate(rows), np.concatenate(cols),
+                   np.concatenate(Rs).astype(np.int64), np.concatenate(vals).astype(complex))
