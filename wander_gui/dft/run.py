@@ -107,6 +107,7 @@ def scf(atoms, settings: DFTSettings = DFTSettings(), *, txt="-") -> SCFResult:
 class WannierLabel:
     pairs: object  # PairBlocks
     fidelity_near_gap_eV: float  # max error in [VBM - 1 eV, CBM + 1 eV] at off-mesh k
+    fidelity_near_gap_mae_eV: float  # mean error, same states
     fidelity_frozen_eV: float  # max error in the whole frozen window at off-mesh k
     imag_max: float
     centres: np.ndarray
@@ -175,15 +176,16 @@ def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | Non
     offsets, counts = orbital_offsets(atoms.get_chemical_symbols(), mat.metal)
     pairs, imag = real_space_pairs(H_k, kpts, mesh, atoms, offsets, counts, r_max=r_max)
     kw = dict(manifold_start=m0, offsets=offsets, counts=counts, n_orb=int(counts.sum()))
-    fid_gap = band_fidelity(pairs, check, ec, window=(vbm - 1.0, cbm + 1.0), **kw)
-    fid_frozen = band_fidelity(pairs, check, ec, window=frozen, **kw)
+    fid_gap, fid_gap_mae = band_fidelity(pairs, check, ec, window=(vbm - 1.0, cbm + 1.0), **kw)
+    fid_frozen, _ = band_fidelity(pairs, check, ec, window=frozen, **kw)
     home = np.repeat(atoms.positions, counts, axis=0)
     d = centres - home
     cell = atoms.cell.array
     frac = np.linalg.solve(cell.T, d.T).T
     frac[:, :2] -= np.round(frac[:, :2])
     offs = np.linalg.norm(frac @ cell, axis=1)
-    return WannierLabel(pairs=pairs, fidelity_near_gap_eV=fid_gap, fidelity_frozen_eV=fid_frozen,
+    return WannierLabel(pairs=pairs, fidelity_near_gap_eV=fid_gap, fidelity_near_gap_mae_eV=fid_gap_mae,
+                        fidelity_frozen_eV=fid_frozen,
                         imag_max=imag, centres=centres, spreads=spreads, centre_offset_max=float(offs.max()),
                         frozen=frozen, vacuum=vacuum, mesh=mesh, vbm=vbm, cbm=cbm,
                         seconds=time.perf_counter() - t0)

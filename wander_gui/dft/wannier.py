@@ -119,20 +119,23 @@ def real_space_pairs(H_kij: np.ndarray, kpts_kc: np.ndarray, mesh: tuple[int, in
 
 
 def band_fidelity(pairs: PairBlocks, check_kpts_kc, eps_dft_kn, *, manifold_start: int,
-                  window: tuple[float, float], offsets, counts, n_orb: int, margin: float = 0.05) -> float:
-    """Max |ε_Wannier − ε_DFT| (eV) over DFT states inside ``window`` at off-mesh k-points.
+                  window: tuple[float, float], offsets, counts, n_orb: int,
+                  margin: float = 0.05) -> tuple[float, float]:
+    """(max, mean) |ε_Wannier − ε_DFT| (eV) over DFT states inside ``window`` at off-mesh k-points.
 
     Bands are matched by index counting from the bottom of the d–p manifold (the first
     band not excluded); states within ``margin`` of the window edges are skipped.
     """
-    err = 0.0
+    errs = []
     for kc, e_dft in zip(check_kpts_kc, eps_dft_kn):
         ew = np.linalg.eigvalsh(pairs.dense_hk(kc, offsets, counts, n_orb))
         ed = np.asarray(e_dft)[manifold_start:manifold_start + n_orb]
         sel = (ed >= window[0] + margin) & (ed <= window[1] - margin)
-        if sel.any():
-            err = max(err, float(np.abs(ew[sel] - ed[sel]).max()))
-    return err
+        errs.append(np.abs(ew[sel] - ed[sel]))
+    errs = np.concatenate(errs) if errs else np.zeros(0)
+    if errs.size == 0:
+        return 0.0, 0.0
+    return float(errs.max()), float(errs.mean())
 
 
 def trial_orbitals(atoms, metal: str):

@@ -1,0 +1,104 @@
+import threading
+
+import numpy as np
+import pytest
+from ase.calculators.calculator import Calculator, all_changes
+
+from wander_gui.core.builder import build_aligned, build_twisted
+from wander_gui.core.relax import PAPER_ALPHA, corrugation, displacement_map, out_of_plane_displacement, relax
+from wander_gui.errors import InputError, StructureError
+
+
+class Springs(Calculator):
+    """E = k/2 Σ |x − x0|² (a known, convex test surface)."""
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, x0, k=5.0):
+        super().__init__()
+        self.x0, self.k = np.array(x0), k
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        d = self.atoms.positions - self.x0
+        self.results = {"energy": 0.5 * self.k * float((d ** 2).sum()), "forces": -self.k * d}
+
+
+@pytest.fixture
+def perturbed():
+    a = build_aligned(supercell=2, d_interlayer=6.3)
+    x0 = a.positions.copy()
+    a.positions += np.random.default_rng(0).normal(0, 0.05, a.positions.shape)
+    return a, x0
+
+
+@pytest.mark.parametrize("opt", ["fire", "bfgs", "lbfgs", "paper"])
+def test_converges(perturbed, opt):
+    a, x0 = perturbed
+    r = relax(a, Springs(x0), optimizer=opt, fmax=1e-3, steps=2000)
+    assert r.converged and r.fmaxes[-1] < 1e-3
+    assert np.allclose(r.atoms.positions, x0, atol=1e-3)
+    if opt in ("bfgs", "lbfgs"):
+        assert np.all(np.diff(r.energies) <= 1e-12)  # line-search optimisers decrease monotonically
+
+
+def test_paper_step_on_harmonic_case(perturbed):
+    a, x0 = perturbed
+    k = 5.0
+    d0 = a.positions - x0
+    r = relax(a, Springs(x0, k), optimizer="paper", fmax=1e-12, steps=3)
+    # x <- x + alpha f  with f = -k d  =>  d_n = (1 - alpha k)^n d_0
+    assert np.allclose(r.atoms.positions - x0, (1 - PAPER_ALPHA * k) ** 3 * d0)
+    assert PAPER_ALPHA == pytest.approx(0.529 / 13.605693, rel=1e-6)
+
+
+def test_cancel_keeps_last_structure(perturbed):
+    a, x0 = perturbed
+    cancel = threading.Event()
+    seen = []
+
+    def on_step(info):
+        seen.append(info.step)
+        if info.step == 3:
+            cancel.set()
+    r = relax(a, Springs(x0), optimizer="fire", fmax=1e-6, steps=500, on_step=on_step, cancel=cancel)
+    assert r.cancelled and not r.converged
+    assert seen[-1] == 3
+    assert not np.allclose(r.atoms.positions, a.positions)  # moved, and the moved structure is returned
+    assert r.atoms.positions.shape == a.positions.shape
+
+
+def test_displacement_zero_for_flat_and_correct_for_known_corrugation():
+    a = build_twisted(mn=(2, 3))
+    for dz in out_of_plane_displacement(a, species="Mo"):
+        assert np.allclose(dz, 0)
+    assert corrugation(a) == [pytest.approx(0), pytest.approx(0)]
+    b = a.copy()
+    frac = b.get_scaled_positions()
+    amp = 0.2
+    bump = amp * np.cos(2 * np.pi * frac[:, 0]) * np.cos(2 * np.pi * frac[:, 1])
+    b.positions[:, 2] += np.where(b.arrays["layer"] == 0, bump, -bump)
+    dz0, dz1 = out_of_plane_displacement(b, species="Mo")
+    mo = np.array(b.get_chemical_symbols()) == "Mo"
+    l0 = mo & (b.arrays["layer"] == 0)
+    assert np.allclose(dz0, bump[l0] - bump[l0].mean())
+    gx, gy, grid = displacement_map(b, 0, n=24)
+    assert np.nanmax(np.abs(grid)) <= amp + 1e-9
+    assert np.nanmax(grid) - np.nanmin(grid) > amp  # the map resolves the bump
+
+
+def test_bad_input(perturbed):
+    a, x0 = perturbed
+    with pytest.raises(InputError, match="optimizer"):
+        relax(a, Springs(x0), optimizer="newton")
+    b = a.copy()
+    b.positions[0] = np.nan
+    with pytest.raises(StructureError, match="NaN"):
+        relax(b, Springs(x0))
+    c = a.copy()
+    c.positions[1] = c.positions[0]
+    with pytest.raises(StructureError, match="apart"):
+        relax(c, Springs(x0))
+    mono = a[a.arrays["layer"] == 0]
+    del mono.arrays["layer"]
+    with pytest.raises(StructureError):
+        relax(mono, Springs(x0[: len(mono)]))

@@ -1,0 +1,179 @@
+"""Fixed-cell relaxation of bilayers with any ASE calculator, streaming and cancellable.
+
+Optimisers: ASE FIRE, BFGS, LBFGS, and the WANDER paper's quasi-Newton step
+x_{n+1} = x_n + α f_n with α = 0.529 Å²/Ry = 0.0389 Å²/eV (Qi, Gong, Yan, npj Comput.
+Mater. 2025, Methods). Every step reports energy, fmax and the out-of-plane displacement
+field of each layer; ``cancel`` (a threading.Event) is checked every step, and the last
+structure is always kept (returned on cancel, written on error).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase.constraints import FixCartesian
+from ase.units import Ry
+
+from wander_gui.core.layers import ensure_layers, validate_structure
+from wander_gui.errors import InputError
+
+log = logging.getLogger(__name__)
+OPTIMIZERS = ("fire", "bfgs", "lbfgs", "paper")
+PAPER_ALPHA = 0.529 / Ry  # Å²/eV
+
+
+@dataclass
+class StepInfo:
+    step: int
+    energy: float
+    fmax: float
+    dz_layers: list  # per layer: z − mean z of that layer's metal atoms, per atom (Å)
+    seconds: float
+
+
+@dataclass
+class RelaxResult:
+    atoms: object
+    converged: bool
+    cancelled: bool
+    steps: int
+    energies: list = field(default_factory=list)
+    fmaxes: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        c = corrugation(self.atoms)
+        return {"converged": self.converged, "cancelled": self.cancelled, "steps": self.steps,
+                "energy_eV": self.energies[-1] if self.energies else None,
+                "fmax_eV_per_A": self.fmaxes[-1] if self.fmaxes else None,
+                "corrugation_A": c, "seconds": round(self.seconds, 3)}
+
+
+def out_of_plane_displacement(atoms, *, species: str | None = None) -> list[np.ndarray]:
+    """Per layer: z − ⟨z⟩ of the layer's metal atoms (Å), for every atom of that layer
+    (or only atoms of ``species``). Zero for a flat layer."""
+    layer = ensure_layers(atoms)
+    sym = np.array(atoms.get_chemical_symbols())
+    from wander_gui.core.materials import material_from_elements
+    metal = material_from_elements(sym).metal
+    out = []
+    for lay in (0, 1):
+        m = layer == lay
+        ref = atoms.positions[m & (sym == metal), 2].mean()
+        sel = m if species is None else m & (sym == species)
+        out.append(atoms.positions[sel, 2] - ref)
+    return out
+
+
+def corrugation(atoms) -> list[float]:
+    """Peak-to-peak out-of-plane range of the metal plane of each layer (Å)."""
+    from wander_gui.core.materials import material_from_elements
+    metal = material_from_elements(atoms.get_chemical_symbols()).metal
+    dz = out_of_plane_displacement(atoms, species=metal)
+    return [float(d.max() - d.min()) for d in dz]
+
+
+def displacement_map(atoms, layer: int, *, n: int = 48, species: str | None = None):
+    """Interpolated z − ⟨z⟩ of one layer's metal plane on an n × n grid of fractional
+    coordinates of the moiré cell (periodic linear interpolation). Returns (grid_x, grid_y, dz)."""
+    from scipy.interpolate import griddata
+    from wander_gui.core.materials import material_from_elements
+    sym = np.array(atoms.get_chemical_symbols())
+    metal = species or material_from_elements(sym).metal
+    lay = ensure_layers(atoms)
+    sel = (lay == layer) & (sym == metal)
+    frac = atoms.get_scaled_positions(wrap=True)[sel, :2]
+    dz = out_of_plane_displacement(atoms, species=metal)[layer]
+    shifts = np.array([(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)])
+    pts = (frac[None] + shifts[:, None]).reshape(-1, 2)
+    vals = np.tile(dz, len(shifts))
+    g = (np.arange(n) + 0.5) / n
+    gx, gy = np.meshgrid(g, g, indexing="xy")
+    grid = griddata(pts, vals, (gx, gy), method="linear")
+    cart = np.stack([gx, gy], -1) @ atoms.cell.array[:2, :2]
+    return cart[..., 0], cart[..., 1], grid
+
+
+def relax(atoms, calc, *, optimizer: str = "fire", fmax: float = 0.01, steps: int = 500,
+          fix_layer_inplane: int | None = None, trajectory: str | None = None, on_step=None,
+          cancel=None) -> RelaxResult:
+    """Relax positions (fixed cell). Returns the last structure even if not converged."""
+    if optimizer not in OPTIMIZERS:
+        raise InputError(f"optimizer={optimizer!r} is unknown; allowed: {', '.join(OPTIMIZERS)}")
+    if not 0 < float(fmax) <= 10:
+        raise InputError(f"fmax={fmax} eV/Å is outside the allowed range (0, 10]")
+    if not 0 <= int(steps) <= 1_000_000:
+        raise InputError(f"steps={steps} is outside the allowed range [0, 1000000]")
+    validate_structure(atoms)
+    layer = ensure_layers(atoms)
+    a = atoms.copy()
+    a.set_array("layer", layer)
+    a.calc = calc
+    if fix_layer_inplane is not None:
+        if fix_layer_inplane not in (0, 1):
+            raise InputError(f"fix_layer_inplane={fix_layer_inplane} must be 0, 1 or None")
+        a.set_constraint(FixCartesian(np.flatnonzero(layer == fix_layer_inplane), mask=(True, True, False)))
+    res = RelaxResult(atoms=a, converged=False, cancelled=False, steps=0)
+    t0 = time.perf_counter()
+    traj = None
+    if trajectory:
+        from ase.io.trajectory import Trajectory
+        traj = Trajectory(trajectory, "w", a) if trajectory.endswith(".traj") else None
+    xyz_traj = trajectory if trajectory and not trajectory.endswith(".traj") else None
+
+    def report(step):
+        f = a.get_forces()
+        fm = float(np.sqrt((f ** 2).sum(axis=1)).max())
+        e = float(a.get_potential_energy())
+        res.energies.append(e)
+        res.fmaxes.append(fm)
+        res.steps = step
+        if traj is not None:
+            traj.write(a)
+        if xyz_traj:
+            from ase.io import write
+            write(xyz_traj, a, format="extxyz", append=step > 0)
+        if on_step:
+            on_step(StepInfo(step, e, fm, out_of_plane_displacement(a), time.perf_counter() - t0))
+        return fm
+
+    try:
+        if optimizer == "paper":
+            for step in range(steps + 1):
+                fm = report(step)
+                if fm < fmax:
+                    res.converged = True
+                    break
+                if cancel is not None and cancel.is_set():
+                    res.cancelled = True
+                    break
+                if step == steps:
+                    break
+                a.set_positions(a.get_positions() + PAPER_ALPHA * a.get_forces())
+        else:
+            from ase.optimize import BFGS, FIRE, LBFGS
+            cls = {"fire": FIRE, "bfgs": BFGS, "lbfgs": LBFGS}[optimizer]
+            opt = cls(a, logfile=None)
+            counter = {"n": 0}
+
+            def observer():
+                report(counter["n"])
+                counter["n"] += 1
+                if cancel is not None and cancel.is_set():
+                    raise _Stop()
+            opt.attach(observer, interval=1)
+            try:
+                res.converged = bool(opt.run(fmax=fmax, steps=steps))
+            except _Stop:
+                res.cancelled = True
+    finally:
+        if traj is not None:
+            traj.close()
+        res.seconds = time.perf_counter() - t0
+    return res
+
+
+class _Stop(Exception):
+    pass
