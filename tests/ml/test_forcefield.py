@@ -101,3 +101,26 @@ def test_checkpoint_round_trip(model, cell, tmp_path):
     m2 = ForceField(**ck["config"]).double()
     m2.load_state_dict(ck["state_dict"])
     assert energy_forces(m2, cell)[0] == pytest.approx(energy_forces(model, cell)[0], abs=1e-12)
+
+
+def test_registry_checks_sha256(model, tmp_path, monkeypatch):
+    import json
+
+    from wander_gui.errors import ModelError
+    from wander_gui.ml import registry
+    torch.save({"config": model.config, "state_dict": model.state_dict()}, tmp_path / "ff.pt")
+    manifest = {"models": [{"name": "toy", "material": "MoS2",
+                            "files": {"ff": {"path": "ff.pt", "sha256": registry.sha256(tmp_path / "ff.pt")}}}]}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr(registry, "PRETRAINED", tmp_path)
+    loaded = registry.load_model()
+    assert loaded.name == "toy" and loaded.hm is None
+    with open(tmp_path / "ff.pt", "ab") as fh:
+        fh.write(b"x")
+    with pytest.raises(ModelError, match="corrupt"):
+        registry.load_model("toy")
+    (tmp_path / "ff.pt").unlink()
+    with pytest.raises(ModelError, match="missing"):
+        registry.load_model("toy")
+    with pytest.raises(ModelError, match="not in the manifest"):
+        registry.load_model("other")

@@ -1,0 +1,172 @@
+"""Training of the Hamiltonian heads on Wannier pair blocks, with the force field frozen."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wander_gui.ml.data import Sample, split
+from wander_gui.ml.forcefield import ForceField
+from wander_gui.ml.graph import atoms_to_graph
+from wander_gui.ml.hamiltonian import HamiltonianModel
+
+log = logging.getLogger(__name__)
+CATEGORIES = ("onsite", "intra", "inter")
+PAIR_NAMES = {(0, 0): "M-M", (0, 1): "M-X", (1, 0): "X-M", (1, 1): "X-X"}
+
+
+@dataclass
+class HTrainConfig:
+    seed: int = 0
+    epochs: int = 400
+    lr: float = 3e-3
+    lr_min: float = 1e-5
+    patience: int = 60
+    plateau_patience: int = 15
+    model: dict = field(default_factory=lambda: dict(r_max=12.0, r_split=6.0, onsite_cut=5.2, n_rbf=24,
+                                                     hidden_intra=[64, 32], hidden_inter=[32, 16],
+                                                     use_raer=True, inter_uses_raer=False))
+
+
+@dataclass
+class HExample:
+    name: str
+    species: torch.Tensor
+    layer: torch.Tensor
+    Dn: torch.Tensor
+    Z: torch.Tensor
+    nb: tuple
+    pairs: tuple  # (pi, pj, vec) hoppings
+    onsite_target: torch.Tensor  # (N, 5, 5)
+    hop_target: torch.Tensor  # (P, 5, 5)
+    mask_onsite: torch.Tensor
+    mask_hop: torch.Tensor
+
+
+def _mask(species_a, species_b):
+    n = torch.tensor([5, 3])
+    na, nb = n[species_a], n[species_b]
+    ar = torch.arange(5)
+    return (ar[None, :, None] < na[:, None, None]) & (ar[None, None, :] < nb[:, None, None])
+
+
+def prepare(sample: Sample, ff: ForceField, r_max: float) -> HExample:
+    """Frozen-FF inputs and targets of one labelled configuration."""
+    from wander_gui.core.orbitals import orbital_offsets
+    from wander_gui.dft.dataset import unpack_pairs
+    a = sample.atoms
+    metal = "Mo" if "Mo" in a.get_chemical_symbols() else a.get_chemical_symbols()[0]
+    _, counts = orbital_offsets(a.get_chemical_symbols(), metal)
+    ij, shift, block = unpack_pairs(sample.chunk, counts)
+    g = atoms_to_graph(a, ff.config["r_c"])
+    with torch.no_grad():
+        _, Z, Dn = ff.atomic(g)
+    vec = a.positions[ij[:, 1]] + shift @ a.cell.array - a.positions[ij[:, 0]]
+    d = np.linalg.norm(vec, axis=1)
+    on = (ij[:, 0] == ij[:, 1]) & np.all(shift == 0, axis=1)
+    keep = ~on & (d <= r_max)
+    onsite = torch.zeros(len(a), 5, 5, dtype=torch.float64)
+    onsite[torch.as_tensor(ij[on, 0])] = torch.as_tensor(block[on], dtype=torch.float64)
+    sp = g.species
+    pi, pj = torch.as_tensor(ij[keep, 0]), torch.as_tensor(ij[keep, 1])
+    return HExample(sample.name, sp, g.layer, Dn, Z, (g.edge_i, g.edge_j, g.vectors().detach()),
+                    (pi, pj, torch.as_tensor(vec[keep])), onsite, torch.as_tensor(block[keep], dtype=torch.float64),
+                    _mask(sp, sp), _mask(sp[pi], sp[pj]))
+
+
+def forward(hm: HamiltonianModel, ex: HExample):
+    on = hm.onsite(ex.species, ex.Dn, *ex.nb)
+    hop = hm.hoppings(ex.species, ex.layer, hm.normalised_latent(ex.species, ex.Z), *ex.pairs)
+    return on, hop
+
+
+def errors_by_category(hm: HamiltonianModel, examples: list[HExample], threshold: float = 1e-3) -> dict:
+    """MAE (meV) and R² per category (on-site / intra / inter) and per pair type, over
+    elements with |H_DFT| > ``threshold`` eV."""
+    buckets: dict[str, list] = {}
+    with torch.no_grad():
+        for ex in examples:
+            on, hop = forward(hm, ex)
+            pred_on, tgt_on = on[ex.mask_onsite], ex.onsite_target[ex.mask_onsite]
+            buckets.setdefault("onsite", []).append((pred_on, tgt_on))
+            pi, pj, _ = ex.pairs
+            intra = (ex.layer[pi] == ex.layer[pj])
+            for name, sel in (("intra", intra), ("inter", ~intra)):
+                for (ta, tb), pname in PAIR_NAMES.items():
+                    m = sel & (ex.species[pi] == ta) & (ex.species[pj] == tb)
+                    if m.any():
+                        mk = ex.mask_hop[m]
+                        item = (hop[m][mk], ex.hop_target[m][mk])
+                        buckets.setdefault(name, []).append(item)
+                        buckets.setdefault(f"{name} {pname}", []).append(item)
+    out = {}
+    for k, items in buckets.items():
+        p = torch.cat([a for a, _ in items]).numpy()
+        t = torch.cat([b for _, b in items]).numpy()
+        sel = np.abs(t) > threshold
+        if sel.sum() == 0:
+            continue
+        err = p[sel] - t[sel]
+        r2 = 1 - (err ** 2).sum() / ((t[sel] - t[sel].mean()) ** 2).sum()
+        out[k] = {"mae_meV": 1000 * float(np.abs(err).mean()), "r2": float(r2), "n": int(sel.sum())}
+    return out
+
+
+def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, *, out_dir,
+                      progress: bool = True) -> tuple[HamiltonianModel, dict]:
+    """Fit the heads on labelled configurations (split 80/10/10 by configuration)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    labelled = [s for s in samples if "pair_values" in s.chunk]
+    parts = split([s.name for s in labelled], seed=cfg.seed)
+    hm = HamiltonianModel(latent_dim=ff.latent_dim, desc_dim=ff.descriptor.dim, **cfg.model).double()
+    exs = {s.name: prepare(s, ff, hm.config["r_max"]) for s in labelled}
+    train = [exs[n] for n in exs if parts[n] == "train"] or list(exs.values())[:1]
+    val = [exs[n] for n in exs if parts[n] == "val"] or train
+    test = [exs[n] for n in exs if parts[n] == "test"]
+    Z = torch.cat([e.Z for e in train])
+    sp = torch.cat([e.species for e in train])
+    for t in range(2):
+        hm.z_mean[t] = Z[sp == t].mean(0)
+        hm.z_std[t] = Z[sp == t].std(0).clamp_min(1e-3)
+        diag = torch.cat([torch.diagonal(e.onsite_target[e.species == t], dim1=1, dim2=2) for e in train])
+        n = 5 if t == 0 else 3
+        hm.onsite_ref[t] = diag[:, :n].mean()
+    opt = torch.optim.Adam(hm.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.plateau_patience,
+                                                       min_lr=cfg.lr_min)
+    best, best_epoch = float("inf"), -1
+    it = range(cfg.epochs)
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(it, desc="train Hamiltonian heads", unit="epoch")
+    rng = np.random.default_rng(cfg.seed)
+    for epoch in it:
+        for k in rng.permutation(len(train)):
+            ex = train[k]
+            on, hop = forward(hm, ex)
+            loss = ((on - ex.onsite_target)[ex.mask_onsite] ** 2).mean() + \
+                ((hop - ex.hop_target)[ex.mask_hop] ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            vl = sum(float(((forward(hm, e)[1] - e.hop_target)[e.mask_hop]).abs().mean()) for e in val) / len(val)
+        sched.step(vl)
+        if vl < best:
+            best, best_epoch = vl, epoch
+            torch.save({"config": hm.config, "state_dict": hm.state_dict()}, out_dir / "h_best.pt")
+        if epoch - best_epoch >= cfg.patience:
+            break
+    ck = torch.load(out_dir / "h_best.pt", weights_only=True)
+    hm.load_state_dict(ck["state_dict"])
+    metrics = {"train": errors_by_category(hm, train), "val": errors_by_category(hm, val),
+               "test": errors_by_category(hm, test) if test else None, "best_epoch": best_epoch,
+               "n_train": len(train), "config": asdict(cfg)}
+    (out_dir / "h_metrics.json").write_text(json.dumps(metrics, indent=1))
+    return hm, metrics
