@@ -21,7 +21,7 @@ class ModelStatus:
     message: str
 
 
-def model_status(material: str = "MoS2") -> ModelStatus:
+def model_status(material: str = "MoS2") -> ModelStatus:  # noqa: D401
     """Whether a pretrained model for ``material`` is installed (the app shows this)."""
     manifest = PRETRAINED_DIR / "manifest.json"
     if not manifest.exists():
@@ -34,13 +34,34 @@ def model_status(material: str = "MoS2") -> ModelStatus:
     return ModelStatus(True, "pretrained model available")
 
 
-def predict_tb(atoms, *, model: str | None = None):
+_MODELS: dict = {}
+
+
+def get_model(name: str | None = None, directory=None):
+    """Load (once per process, then shared read-only) a model by name or directory."""
+    key = (name, str(directory) if directory else None)
+    if key not in _MODELS:
+        from wander_gui.ml.registry import load_model
+        _MODELS[key] = load_model(name, directory=directory)
+    return _MODELS[key]
+
+
+def calculator(*, model: str | None = None, model_dir=None):
+    """ASE calculator of the force field."""
+    from wander_gui.ml.calculator import WanderCalculator
+    return WanderCalculator(get_model(model, model_dir).ff)
+
+
+def predict_tb(atoms, *, model: str | None = None, model_dir=None):
     """Predicted Wannier Hamiltonian of ``atoms`` as a TBHamiltonian (needs a trained model)."""
+    from wander_gui.electronic.hamiltonian import TBHamiltonian
     from wander_gui.errors import ModelError
-    status = model_status(atoms.info.get("material", "MoS2"))
-    if not status.available:
-        raise ModelError(status.message)
-    raise ModelError("the Hamiltonian model is not part of the shipped pretrained set yet")
+    from wander_gui.ml.predict import predict_blocks
+    m = get_model(model, model_dir)
+    if m.hm is None:
+        raise ModelError(f"model {m.name!r} has no Hamiltonian heads")
+    p = predict_blocks(m.ff, m.hm, atoms)
+    return TBHamiltonian.from_pair_blocks(atoms, p.ij, p.shift, p.blocks, p.offsets, p.counts)
 
 
 def materials() -> list[str]:

@@ -16,6 +16,7 @@ def add_arguments(p) -> None:
     p.add_argument("--nbands", type=int, default=None, help="bands around the gap (default: all for small cells)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", default=None, help="pretrained model name (default: the shipped MoS2 model)")
+    src.add_argument("--model-dir", default=None, help="directory with ff.pt and h.pt from `wander train`")
     src.add_argument("--hr", default=None, help="Wannier90 seed_hr.dat instead of a model prediction")
     p.add_argument("--n-valence", type=int, default=None, help="filled bands (default 7 per 11 orbitals)")
     p.add_argument("--sigma", type=float, default=None, help="energy inside the gap for the sparse solver, eV")
@@ -40,7 +41,7 @@ def run(args) -> int:
             raise InputError(f"{args.hr} is not Hermitian: max |H(k) - H(k)^†| = {err:.2e} eV")
     else:
         from wander_gui import backend
-        tb = backend.predict_tb(atoms, model=args.model)
+        tb = backend.predict_tb(atoms, model=args.model, model_dir=args.model_dir)
     if args.kpts:
         kpts, x, labels = read_kpoints(args.kpts), None, None
     else:

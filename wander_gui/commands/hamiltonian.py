@@ -1,0 +1,40 @@
+"""Predicted Wannier Hamiltonian in Wannier90 _hr.dat format.
+
+Orbital order: atom by atom (file order); metal d (z², xz, yz, x²−y², xy), chalcogen
+p (x, y, z); energies in eV relative to the vacuum level (the DFT reference frame).
+"""
+from __future__ import annotations
+
+NAME = "hamiltonian"
+HELP = "predicted H(R) as Wannier90 seed_hr.dat"
+
+
+def add_arguments(p) -> None:
+    from wander_gui.commands._model import add_model
+    p.add_argument("structure")
+    p.add_argument("-o", "--output", required=True, help="seed_hr.dat")
+    p.add_argument("--centres", action="store_true", help="also write seed_centres.xyz (orbital centres)")
+    add_model(p)
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from wander_gui import backend
+    from wander_gui.core.io import WannierHR, read_structure, write_hr
+    atoms = read_structure(args.structure)
+    tb = backend.predict_tb(atoms, model=args.model, model_dir=args.model_dir)
+    Rs, inv = np.unique(tb.R_nc, axis=0, return_inverse=True)
+    H = np.zeros((len(Rs), tb.n_orb, tb.n_orb), complex)
+    np.add.at(H, (inv.ravel(), tb.rows, tb.cols), tb.values)
+    write_hr(WannierHR(R_Rc=Rs, H_Rmn=H, ndegen_R=np.ones(len(Rs), int), cell_cv=atoms.cell.array),
+             args.output, header="WANDER predicted Hamiltonian (eV, vacuum level = 0)")
+    print(f"{tb.n_orb} orbitals, {len(Rs)} lattice vectors -> {args.output}")
+    if args.centres:
+        path = args.output.replace("_hr.dat", "") + "_centres.xyz"
+        with open(path, "w") as fh:
+            fh.write(f"{tb.n_orb}\norbital centres (Å)\n")
+            for x in tb.tau_mv:
+                fh.write(f"X {x[0]:14.8f} {x[1]:14.8f} {x[2]:14.8f}\n")
+        print(f"centres -> {path}")
+    return 0

@@ -1,0 +1,50 @@
+"""Train the force field and the Hamiltonian heads on the DFT dataset."""
+from __future__ import annotations
+
+NAME = "train"
+HELP = "train (or fine-tune) the force field and Hamiltonian heads"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--config", default=None, help="JSON with 'ff' and/or 'h' sections (see FFTrainConfig)")
+    p.add_argument("--data", default="pretrained/dataset")
+    p.add_argument("--out", default="runs/train", help="output directory (checkpoints, metrics)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--what", default="both", choices=["ff", "h", "both"])
+    p.add_argument("--init", default=None, help="fine-tune: start from this model directory")
+    p.add_argument("--no-resume", action="store_true")
+
+
+def run(args) -> int:
+    import json
+    import shutil
+    from pathlib import Path
+
+    import torch
+
+    from wander_gui.ml.data import load_samples
+    from wander_gui.ml.forcefield import ForceField
+    from wander_gui.ml.train_ff import FFTrainConfig, train_forcefield
+    from wander_gui.ml.train_h import HTrainConfig, train_hamiltonian
+    cfg = json.loads(Path(args.config).read_text()) if args.config else {}
+    fcfg, hcfg = FFTrainConfig(**cfg.get("ff", {})), HTrainConfig(**cfg.get("h", {}))
+    if args.seed is not None:
+        fcfg.seed = hcfg.seed = args.seed
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    samples = load_samples(args.data)
+    init = None
+    if args.init:
+        init = torch.load(Path(args.init) / "ff.pt", weights_only=True)["state_dict"]
+    if args.what in ("ff", "both"):
+        ff, m = train_forcefield(samples, fcfg, out_dir=out, resume=not args.no_resume, init_state=init)
+        shutil.copy(out / "ff_best.pt", out / "ff.pt")
+        print("force field:", json.dumps({k: m[k] for k in ("train", "val", "test")}, indent=1))
+    ck = torch.load(out / "ff.pt", weights_only=True)
+    ff = ForceField(**ck["config"]).double()
+    ff.load_state_dict(ck["state_dict"])
+    if args.what in ("h", "both"):
+        hm, m = train_hamiltonian(samples, ff, hcfg, out_dir=out)
+        shutil.copy(out / "h_best.pt", out / "h.pt")
+        print("hamiltonian:", json.dumps(m["test"] or m["val"], indent=1))
+    return 0
