@@ -70,3 +70,23 @@ def test_wannier_mapping_and_fidelity(tiny_wannier):
     # a coarse 4x4 mesh at 200 eV: interpolation is good to tens of meV near the gap
     assert lab.fidelity_near_gap_eV < 0.15
     assert lab.frozen[1] == pytest.approx(lab.cbm + 1.0)
+
+
+def test_dft_single_point_command_quick_is_labelled(tmp_path):
+    import subprocess
+    import sys
+
+    from wander_gui.core.io import write_structure
+    a = build_aligned("MoS2", "R", supercell=1, d_interlayer=6.5)
+    write_structure(a, tmp_path / "c.extxyz")
+    r = subprocess.run([sys.executable, "-m", "wander_gui.cli", "dft", "single-point", str(tmp_path / "c.extxyz"),
+                        "--quick", "--out", str(tmp_path / "dft")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "QUICK PREVIEW" in r.stdout
+    z = np.load(tmp_path / "dft" / "result.npz")
+    assert z["forces"].shape == (6, 3) and float(z["scf_seconds"]) > 0
+    assert "QUICK PREVIEW" in str(z["meta"])
+    # a second run skips the finished SCF (resumable) and returns the same energy
+    r2 = subprocess.run([sys.executable, "-m", "wander_gui.cli", "dft", "single-point", str(tmp_path / "c.extxyz"),
+                         "--quick", "--out", str(tmp_path / "dft")], capture_output=True, text=True)
+    assert r2.returncode == 0 and r.stdout.split("E = ")[1][:12] == r2.stdout.split("E = ")[1][:12]

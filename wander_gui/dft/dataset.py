@@ -249,6 +249,8 @@ def dataset_info(out) -> dict:
     if not (out / "chunks").exists():
         raise DataError(f"no dataset at {str(out)!r} (expected a chunks/ folder)")
     rows = load_chunks(out)
+    from wander_gui.dft.validation import validation_info
+    cells, secs = validation_info(out.parent / "validation")
     return {
         "n_configs": len(rows),
         "n_hamiltonian_configs": sum(1 for r in rows if "pair_values" in r),
@@ -256,6 +258,6 @@ def dataset_info(out) -> dict:
         "level_of_theory": LEVEL_OF_THEORY,
         "n_failed": len(failed_names(out)),
         "dft_seconds_total": float(sum(float(r["scf_seconds"]) for r in rows)),
-        "validation_cells": [],
-        "dft_seconds": {},
+        "validation_cells": cells,
+        "dft_seconds": secs,
     }

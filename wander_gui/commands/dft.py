@@ -1,0 +1,49 @@
+"""DFT checks of your own small cell (GPAW PBE+D3 at the project's level of theory)."""
+from __future__ import annotations
+
+NAME = "dft"
+HELP = "DFT single point / relaxation / validation cells (needs the [dft] extra)"
+
+
+def add_arguments(p) -> None:
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    for name, hlp in (("single-point", "energy, forces (+ --wannier: H and bands)"),
+                      ("relax", "fixed-cell DFT relaxation (BFGS)")):
+        q = sub.add_parser(name, help=hlp)
+        q.add_argument("structure")
+        q.add_argument("--out", default=None, help="output folder (default: <structure>_dft)")
+        q.add_argument("--quick", action="store_true", help="cheap preview setting (250 eV, sparse k), labelled")
+        if name == "single-point":
+            q.add_argument("--wannier", action="store_true")
+        else:
+            q.add_argument("--fmax", type=float, default=0.02)
+            q.add_argument("--steps", type=int, default=200)
+    v = sub.add_parser("validation", help="compute the twisted validation cells (resumable)")
+    v.add_argument("--names", nargs="*", default=None)
+    v.add_argument("--no-wannier", action="store_true")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from wander_gui.core.io import read_structure
+    from wander_gui.dft.settings import QUICK, DFTSettings
+    if args.action == "validation":
+        from wander_gui.dft.validation import run_validation
+        run_validation(names=args.names, wannier=not args.no_wannier)
+        return 0
+    atoms = read_structure(args.structure)
+    settings = QUICK if args.quick else DFTSettings()
+    out = Path(args.out or (Path(args.structure).with_suffix("").as_posix() + "_dft"))
+    if args.action == "single-point":
+        from wander_gui.dft.validation import single_point
+        r = single_point(atoms, out, out / "work", settings=settings, wannier=args.wannier)
+        print(f"[{settings.label()}] E = {float(r['energy']):.6f} eV, max |F| = {abs(r['forces']).max():.4f} eV/Å, "
+              f"SCF {float(r['scf_seconds']):.0f} s -> {out}/result.npz")
+        return 0
+    from wander_gui.dft.relax import dft_relax
+    r = dft_relax(atoms, out, settings=settings, fmax=args.fmax, steps=args.steps)
+    print(f"[{settings.label()}] {'converged' if r['converged'] else 'NOT converged'} in {r['steps']} steps, "
+          f"fmax {r['fmax']:.4f} eV/Å -> {out}")
+    return 0 if r["converged"] else 3

@@ -1,0 +1,115 @@
+"""Twisted validation cells (never trained on): DFT single points, Wannier H and bands.
+
+Each cell gets a folder ``pretrained/validation/<name>/`` with ``result.npz`` (structure,
+energy, forces, wall times; Wannier pair blocks and DFT bands on the moiré path when
+computed) — written atomically; finished steps are skipped on restart. Converged densities
+are kept in ``work_dft/validation/<name>.gpw`` so the Wannier/band step can resume without
+a new SCF.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from wander_gui.dft.dataset import pack_pairs, save_chunk, structure_arrays
+from wander_gui.dft.settings import LEVEL_OF_THEORY, DFTSettings
+
+log = logging.getLogger(__name__)
+
+#: name -> (m, n, stacking); the issue's set: 21.79° R and H (42 atoms), 13.17° R (114)
+CELLS = {"tw21.79-R": (1, 2, "R"), "tw21.79-H": (1, 2, "H"), "tw13.17-R": (2, 3, "R"),
+         "tw9.43-R": (3, 4, "R")}
+
+
+def cell_atoms(name: str):
+    from wander_gui.core.builder import build_twisted
+    m, n, st = CELLS[name]
+    a = build_twisted("MoS2", st, mn=(m, n))
+    a.info["validation_cell"] = name
+    return a
+
+
+def load_result(out: Path, name: str) -> dict | None:
+    p = Path(out) / name / "result.npz"
+    if not p.exists():
+        return None
+    with np.load(p) as z:
+        return {k: z[k] for k in z.files}
+
+
+def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings = DFTSettings(),
+                 wannier: bool = False, bands_npoints: int = 30) -> dict:
+    """SCF (+ Wannier H and DFT bands on Γ–M–K–Γ) for one structure, resumable by step."""
+    from gpaw import GPAW
+
+    from wander_gui.dft.run import scf, wannier_label
+    out_dir, work_dir = Path(out_dir), Path(work_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    res_path = out_dir / "result.npz"
+    gpw = work_dir / "scf.gpw"
+    arrays = dict(np.load(res_path)) if res_path.exists() else {}
+    if "energy" not in arrays:
+        t0 = time.perf_counter()
+        r = scf(atoms, settings, txt=str(work_dir / "scf.txt"))
+        arrays.update(structure_arrays(atoms))
+        arrays.update(energy=np.float64(r.energy), forces=r.forces.astype(np.float32),
+                      vacuum_level=np.float64(r.vacuum), fermi_level=np.float64(r.fermi),
+                      scf_seconds=np.float64(time.perf_counter() - t0), scf_iterations=np.int32(r.n_iter),
+                      meta=np.array(json.dumps({"level_of_theory": settings.label(), "info": {
+                          k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float))}})))
+        r.calc.write(str(gpw))
+        save_chunk(res_path, arrays)
+        calc = r.calc
+    else:
+        calc = None
+    if wannier and "pair_values" not in arrays:
+        calc = calc or GPAW(str(gpw), txt=None)
+        from wander_gui.dft.dataset import wannier_arrays
+        t0 = time.perf_counter()
+        arrays.update(wannier_arrays(calc, atoms, float(arrays["vacuum_level"]), work_dir, "w90",
+                                     str(work_dir / "nscf.txt")))
+        arrays["wannier_total_seconds"] = np.float64(time.perf_counter() - t0)
+        save_chunk(res_path, arrays)
+    if wannier and "bands_eV" not in arrays:
+        calc = calc or GPAW(str(gpw), txt=None)
+        from wander_gui.dft.run import nbands_for
+        from wander_gui.electronic.kpoints import band_path
+        kpts, x, labels = band_path(atoms.cell.array, "GMKG", bands_npoints)
+        nb, nconv = nbands_for(atoms, "Mo")
+        t0 = time.perf_counter()
+        cb = calc.fixed_density(kpts=kpts, symmetry="off", nbands=nb, convergence={"bands": nconv},
+                                txt=str(work_dir / "bands.txt"))
+        e = np.array([cb.get_eigenvalues(kpt=k) for k in range(len(kpts))]) - float(arrays["vacuum_level"])
+        arrays.update(bands_kpts=kpts, bands_eV=e.astype(np.float32), bands_x=x,
+                      bands_seconds=np.float64(time.perf_counter() - t0),
+                      n_occupied=np.int32(round(cb.get_number_of_electrons() / 2)))
+        save_chunk(res_path, arrays)
+    return arrays
+
+
+def run_validation(out="pretrained/validation", work="work_dft/validation", *, names=None,
+                   wannier: bool = True) -> None:
+    for name in names or list(CELLS):
+        log.info("validation cell %s", name)
+        single_point(cell_atoms(name), Path(out) / name, Path(work) / name, wannier=wannier)
+
+
+def validation_info(out="pretrained/validation") -> tuple[list, dict]:
+    cells, secs = [], {}
+    for name in CELLS:
+        r = load_result(Path(out), name)
+        if r is None:
+            continue
+        kinds = ["energy+forces"] + (["hamiltonian"] if "pair_values" in r else []) + \
+                (["bands"] if "bands_eV" in r else [])
+        cells.append({"name": name, "atoms": int(len(r["numbers"])), "kinds": kinds})
+        secs[name] = {k: float(r[k]) for k in ("scf_seconds", "wannier_total_seconds", "bands_seconds") if k in r}
+    return cells, secs
+
+
+__all__ = ["CELLS", "single_point", "run_validation", "validation_info", "LEVEL_OF_THEORY"]
