@@ -8,9 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from wander_gui.core.builder import build_twisted
+from wander_gui.core.builder import build_bilayer, build_twisted
+from wander_gui.core.coincidence import search_cells
 from wander_gui.core.materials import MATERIALS
 from wander_gui.core.moire import nearest_cells, snap_angle
+from wander_gui.core.relax import displacement_map, relax
+from wander_gui.errors import InputError, ModelError, WanderError
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 
@@ -68,4 +71,6 @@ def materials() -> list[str]:
     return list(MATERIALS)
 
 
-__all__ = ["build_twisted", "nearest_cells", "snap_angle", "model_status", "materials", "ModelStatus"]
+__all__ = ["build_twisted", "build_bilayer", "search_cells", "nearest_cells", "snap_angle", "relax",
+           "displacement_map", "model_status", "materials", "ModelStatus", "calculator", "predict_tb",
+           "InputError", "ModelError", "WanderError"]

@@ -123,12 +123,7 @@ def build_twisted(material="MoS2", stacking: str = "R", *, angle: float | None =
     elif angle is None:
         raise InputError("give either angle (0°, 60°) or mn=(m, n)")
     elif strain_percent == 0.0:
-        snap = snap_angle(angle, max_atoms=max_atoms)
-        tol = max(0.5, 0.1 * float(angle))
-        if abs(snap["delta_deg"]) > tol:
-            raise InputError(
-                f"the nearest exact cell within max_atoms={max_atoms} is {snap['theta_deg']:.3f}° "
-                f"({snap['n_atoms']} atoms), more than {tol:.2f}° from angle={angle}°; raise max_atoms")
+        snap = snap_angle(angle, max_atoms=max_atoms, strict=True)
         spec = exact_cell(snap["m"], snap["n"], a=mat.a)
     else:
         cells = search_cells(angle, material=mat, strain_percent=strain_percent,

@@ -240,6 +240,21 @@ def nearest_cells(angle_deg: float, *, max_atoms: int = 2000, k: int = 5) -> lis
                  delta_deg=float(t[i, 2] - angle), residual_strain=0.0) for i in order]
 
 
-def snap_angle(angle_deg: float, *, max_atoms: int = 2000) -> dict:
-    """The exact commensurate cell nearest to ``angle_deg`` within the atom budget."""
-    return nearest_cells(angle_deg, max_atoms=max_atoms, k=1)[0]
+def snap_tolerance(angle_deg: float) -> float:
+    """Largest accepted |Δθ| when snapping: max(0.5°, 10 % of θ)."""
+    return max(0.5, 0.1 * float(angle_deg))
+
+
+def snap_angle(angle_deg: float, *, max_atoms: int = 2000, strict: bool = False) -> dict:
+    """The exact commensurate cell nearest to ``angle_deg`` within the atom budget.
+
+    With ``strict``, raise :class:`InputError` when that cell is further than
+    :func:`snap_tolerance` from the request (the budget is too small for this angle).
+    """
+    snap = nearest_cells(angle_deg, max_atoms=max_atoms, k=1)[0]
+    tol = snap_tolerance(angle_deg)
+    if strict and abs(snap["delta_deg"]) > tol:
+        raise InputError(
+            f"the nearest exact cell within max_atoms={max_atoms} is {snap['theta_deg']:.3f}° "
+            f"({snap['n_atoms']} atoms), more than {tol:.2f}° from angle={angle_deg}°; raise max_atoms")
+    return snap

@@ -1,8 +1,30 @@
 """Neighbour lists through the compiled ``vesin`` library (cost linear in atoms)."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
-from vesin import NeighborList
+
+
+def _import_vesin():
+    """Import vesin without pulling in torch.
+
+    vesin imports torch (when installed) only to accept torch-tensor inputs; we always pass
+    numpy arrays. Hiding torch during the import keeps processes that never need torch (the
+    GUI, the CLI builder) free of its ~3 s import and of the dependency.
+    """
+    if "torch" in sys.modules or "vesin" in sys.modules:
+        import vesin
+        return vesin
+    sys.modules["torch"] = None  # makes `import torch` raise ImportError inside vesin
+    try:
+        import vesin
+    finally:
+        del sys.modules["torch"]
+    return vesin
+
+
+NeighborList = _import_vesin().NeighborList
 
 
 def neighbor_list(atoms, cutoff: float, *, full: bool = True):
