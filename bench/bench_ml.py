@@ -1,0 +1,78 @@
+"""Speed of the ML path: forces, Hamiltonian prediction and bands (weights do not affect speed).
+
+Goals (issues 3, 4, 6; 2-core machine): H prediction 1302 atoms <= 2 s and ~1e4 atoms <= 10 s;
+forces for 1e4 atoms <= 2 s; 16 bands of the 1302-atom cell at 60 k-points <= 60 s;
+sparse shift-invert >= 20x faster than dense eigh at >= 5000 orbitals.
+Prints ratios measured in this run and appends them to bench/RESULTS.md.
+Models are freshly initialised (pass --model-dir to time a trained model: same cost).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wander_gui.core.builder import build_twisted
+from wander_gui.electronic.hamiltonian import TBHamiltonian
+from wander_gui.electronic.solvers import eigenvalues_at
+from wander_gui.ml.calculator import WanderCalculator
+from wander_gui.ml.forcefield import ForceField
+from wander_gui.ml.hamiltonian import HamiltonianModel
+from wander_gui.ml.predict import predict_blocks
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--big", type=int, default=20, help="m of the (m, m+1) 'large' cell (20 -> 7566 atoms)")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    ff, hm = ForceField().double(), HamiltonianModel().double()
+    rows = []
+    cells = {"3.89 deg": build_twisted(mn=(8, 9)), "large": build_twisted(mn=(args.big, args.big + 1), max_atoms=10**5)}
+    for name, a in cells.items():
+        for dtype in (torch.float32, torch.float64):
+            calc = WanderCalculator(ff, device="cpu", dtype=dtype)
+            b = a.copy()
+            b.calc = calc
+            t, _ = timed(b.get_forces)
+            rows.append((f"forces {name} ({len(a)} atoms, {str(dtype)[6:]})", t, 2.0 if len(a) > 5000 else None))
+        t, p = timed(lambda: predict_blocks(ff, hm, a))
+        rows.append((f"H prediction {name} ({len(a)} atoms, {len(p.ij)} blocks)", t, 2.0 if len(a) < 2000 else 10.0))
+    a = cells["3.89 deg"]
+    p = predict_blocks(ff, hm, a)
+    tb = TBHamiltonian.from_pair_blocks(a, p.ij, p.shift, p.blocks, p.offsets, p.counts)
+    H = tb.hk([0.1, 0.2, 0.0])
+    n = H.shape[0]
+    sigma = float(np.median(H.diagonal().real))
+    t_sparse, _ = timed(lambda: eigenvalues_at(H, nbands=16, sigma=sigma, solver="sparse"))
+    t_dense, _ = timed(lambda: eigenvalues_at(H, nbands=None, sigma=None, solver="dense"))
+    rows.append((f"16 eigenvalues, sparse shift-invert ({n} orbitals)", t_sparse, None))
+    rows.append((f"all eigenvalues, dense eigh ({n} orbitals)", t_dense, None))
+    rows.append((f"60 k-points x 16 bands estimate (sparse, {n} orbitals)", 60 * t_sparse, 60.0))
+    stamp = (f"{datetime.date.today()} {platform.node()} ({platform.machine()}, {os.cpu_count()} cpus, "
+             f"load {os.getloadavg()[0]:.1f})")
+    lines = [f"\n### bench_ml.py — {stamp}\n", "| task | time (s) | goal (s) | time/goal |", "|---|---|---|---|"]
+    for name, t, goal in rows:
+        lines.append(f"| {name} | {t:.3f} | {goal if goal else '—'} | {t / goal:.3f} |" if goal
+                     else f"| {name} | {t:.3f} | — | — |")
+    lines.append(f"\nsparse vs dense at {n} orbitals: {t_dense / t_sparse:.1f}x faster (goal >= 20x at >= 5000)")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with open(Path(__file__).with_name("RESULTS.md"), "a") as fh:
+        fh.write(text)
+
+
+if __name__ == "__main__":
+    main()
