@@ -208,8 +208,8 @@ def generate(out, work, *, n_configs: int, start: int = 0, settings: DFTSettings
     out, work = Path(out), Path(work)
     done = []
     for i in range(start, n_configs):
-        if cancel is not None and cancel.is_set():
-            break
+        if (cancel is not None and cancel.is_set()) or (work / "STOP").exists():
+            break  # `touch work/STOP` ends workers after their current configuration
         spec = config_spec(i)
         if spec.supercell > max_supercell or is_done(out, spec.name, wannier=spec.wannier and wannier) \
                 or not _lock(work, spec.name):
