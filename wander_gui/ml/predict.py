@@ -27,6 +27,31 @@ def pair_inputs(atoms, r_max: float, dtype=torch.float64):
     return (torch.as_tensor(i), torch.as_tensor(j), torch.as_tensor(S), torch.as_tensor(D, dtype=dtype))
 
 
+def _canonical(i, j, S) -> np.ndarray:
+    """True for the representative orientation of each bond (i, j, S) ~ (j, i, −S)."""
+    sgn = np.where(S[:, 0] != 0, np.sign(S[:, 0]), np.where(S[:, 1] != 0, np.sign(S[:, 1]), np.sign(S[:, 2])))
+    return (i < j) | ((i == j) & (sgn > 0))
+
+
+def _partner_index(i, j, S) -> np.ndarray:
+    """Index of the reversed pair (j, i, −S) for every pair of a full neighbour list."""
+    n = max(int(i.max()), int(j.max())) + 1 if len(i) else 0
+    s = S - S.min() if len(S) else S
+    span = int(s.max()) + 1 if len(S) else 1
+    off = -S.min() if len(S) else 0
+
+    def code(a, b, sh):
+        t = sh + off
+        return ((a * n + b) * span + t[:, 0]) * span ** 2 + t[:, 1] * span + t[:, 2]
+    fwd = code(i, j, S)
+    rev = code(j, i, -S)
+    order = np.argsort(fwd)
+    pos = np.searchsorted(fwd[order], rev)
+    if np.any(fwd[order][np.minimum(pos, len(fwd) - 1)] != rev):
+        raise RuntimeError("neighbour list is not symmetric; please report")
+    return order[pos]
+
+
 def predict_blocks(ff: ForceField, hm: HamiltonianModel, atoms, *, dtype=torch.float64,
                    pairs=None) -> PredictedH:
     """Blocks for on-site terms and every pair within ``hm.config['r_max']``."""
@@ -38,7 +63,18 @@ def predict_blocks(ff: ForceField, hm: HamiltonianModel, atoms, *, dtype=torch.f
         Zn = hm.normalised_latent(g.species, Z)
         onsite = hm.onsite(g.species, Dn, g.edge_i, g.edge_j, g.vectors())
         pi, pj, S, vec = pairs if pairs is not None else pair_inputs(atoms, hm.config["r_max"], dtype)
-        hop = hm.hoppings(g.species, g.layer, Zn, pi, pj, vec)
+        # evaluate each bond once (i < j, or i == j with the first non-zero shift positive) and
+        # fill its reverse by transposition: H_ji(−S) = H_ij(S)ᵀ exactly, at half the cost
+        key = _canonical(pi.numpy(), pj.numpy(), S.numpy())
+        first = np.flatnonzero(key)
+        hop_half = hm.hoppings(g.species, g.layer, Zn, pi[first], pj[first], vec[first])
+        partner = _partner_index(pi.numpy(), pj.numpy(), S.numpy())
+        hop = torch.empty(len(pi), 5, 5, dtype=hop_half.dtype)
+        hop[first] = hop_half
+        rest = np.flatnonzero(~key)
+        slot = np.empty(len(pi), dtype=np.int64)
+        slot[first] = np.arange(len(first))
+        hop[rest] = hop_half[slot[partner[rest]]].transpose(1, 2)
     n = len(atoms)
     ij = np.concatenate([np.stack([np.arange(n), np.arange(n)], 1), np.stack([pi.numpy(), pj.numpy()], 1)])
     shift = np.concatenate([np.zeros((n, 3), np.int64), S.numpy()])
