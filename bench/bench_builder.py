@@ -6,14 +6,16 @@ angle + strain <= 1 s (2-core machine).
 """
 from __future__ import annotations
 
-import datetime
-import platform
+import sys
 import time
 from pathlib import Path
 
 from wander_gui.core.builder import build_twisted
 from wander_gui.core.coincidence import search_cells
 from wander_gui.core.moire import nearest_cells
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _report import report  # noqa: E402
 
 
 def best_of(fn, n=3):
@@ -39,16 +41,8 @@ def main():
         ("coincidence search 3.3 deg + 0.7 % uniaxial (budget 5000)", f"{len(found)} cells", t_search, 1.0),
         ("coincidence search 1.1 deg - 0.4 % biaxial (budget 1e5)", "", t_search_big, 1.0),
     ]
-    stamp = f"{datetime.date.today()} {platform.node()} ({platform.processor() or platform.machine()})"
-    lines = [f"\n### bench_builder.py — {stamp}\n", "| task | size | time (s) | goal (s) | time/goal |",
-             "|---|---|---|---|---|"]
-    for name, size, t, goal in rows:
-        lines.append(f"| {name} | {size} | {t:.3f} | {goal:.1f} | {t / goal:.3f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with open(Path(__file__).with_name("RESULTS.md"), "a") as fh:
-        fh.write(text)
-
+    report("bench_builder.py", ["task", "size", "time (s)", "goal (s)", "time/goal"],
+           [[name, size, f"{t:.3f}", f"{goal:.1f}", f"{t / goal:.3f}"] for name, size, t, goal in rows])
 
 if __name__ == "__main__":
     main()

@@ -9,9 +9,7 @@ Models are freshly initialised (pass --model-dir to time a trained model: same c
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +23,9 @@ from wander_gui.ml.calculator import WanderCalculator
 from wander_gui.ml.forcefield import ForceField
 from wander_gui.ml.hamiltonian import HamiltonianModel
 from wander_gui.ml.predict import predict_blocks
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _report import report  # noqa: E402
 
 
 def timed(fn):
@@ -61,18 +62,10 @@ def main():
     rows.append((f"16 eigenvalues, sparse shift-invert ({n} orbitals)", t_sparse, None))
     rows.append((f"all eigenvalues, dense eigh ({n} orbitals)", t_dense, None))
     rows.append((f"60 k-points x 16 bands estimate (sparse, {n} orbitals)", 60 * t_sparse, 60.0))
-    stamp = (f"{datetime.date.today()} {platform.node()} ({platform.machine()}, {os.cpu_count()} cpus, "
-             f"load {os.getloadavg()[0]:.1f})")
-    lines = [f"\n### bench_ml.py — {stamp}\n", "| task | time (s) | goal (s) | time/goal |", "|---|---|---|---|"]
-    for name, t, goal in rows:
-        lines.append(f"| {name} | {t:.3f} | {goal if goal else '—'} | {t / goal:.3f} |" if goal
-                     else f"| {name} | {t:.3f} | — | — |")
-    lines.append(f"\nsparse vs dense at {n} orbitals: {t_dense / t_sparse:.1f}x faster (goal >= 20x at >= 5000)")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with open(Path(__file__).with_name("RESULTS.md"), "a") as fh:
-        fh.write(text)
-
+    report("bench_ml.py", ["task", "time (s)", "goal (s)", "time/goal"],
+           [[name, f"{t:.3f}", f"{goal}" if goal else "—", f"{t / goal:.3f}" if goal else "—"]
+            for name, t, goal in rows],
+           f"sparse vs dense at {n} orbitals: {t_dense / t_sparse:.1f}x faster (goal >= 20x at >= 5000)")
 
 if __name__ == "__main__":
     main()

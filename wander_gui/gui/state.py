@@ -108,13 +108,20 @@ class MoireState(param.Parameterized):
     def _done(self):
         self.running = ""
 
-    @param.depends("relax", watch=True)
-    def _relax(self):
+    def _ready_for_model(self) -> bool:
+        """A cell exists and a model is available; otherwise say why."""
         if self.atoms is None:
             self.message = "Build a cell first."
-            return
-        if not self.model_dir and not backend.model_status(self.material).available:
-            self.message = backend.model_status(self.material).message
+            return False
+        status = backend.model_status(self.material)
+        if not self.model_dir and not status.available:
+            self.message = status.message
+            return False
+        return True
+
+    @param.depends("relax", watch=True)
+    def _relax(self):
+        if not self._ready_for_model():
             return
         atoms, steps = self.atoms.copy(), self.steps
         self.relax_trace = []
@@ -145,11 +152,7 @@ class MoireState(param.Parameterized):
 
     @param.depends("compute_bands", watch=True)
     def _bands(self):
-        if self.atoms is None:
-            self.message = "Build a cell first."
-            return
-        if not self.model_dir and not backend.model_status(self.material).available:
-            self.message = backend.model_status(self.material).message
+        if not self._ready_for_model():
             return
         atoms = self.atoms.copy()
         self.running = "bands"
