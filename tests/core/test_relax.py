@@ -102,3 +102,19 @@ def test_bad_input(perturbed):
     del mono.arrays["layer"]
     with pytest.raises(StructureError):
         relax(mono, Springs(x0[: len(mono)]))
+
+
+def test_interlayer_distance_map_and_stacking_points():
+    from wander_gui.core.relax import interlayer_distance_map, stacking_distances
+    a = build_twisted(mn=(3, 4), d_interlayer=6.4)
+    x, y, d = interlayer_distance_map(a, n=20)
+    assert np.nanmax(np.abs(d - 6.4)) < 1e-9  # flat layers: constant distance
+    b = a.copy()
+    frac = b.get_scaled_positions()
+    # open the gap by 0.3 Å at the AA corner: a bump of the top layer centred on the origin
+    bump = 0.3 * np.cos(np.pi * frac[:, 0]) ** 2 * np.cos(np.pi * frac[:, 1]) ** 2
+    b.positions[:, 2] += np.where(b.arrays["layer"] == 1, bump, 0.0)
+    s = stacking_distances(b)
+    assert set(s) == {"AA", "AB", "BA"}
+    assert s["AA"] > s["AB"] and s["AA"] > s["BA"]
+    assert s["AA"] == pytest.approx(6.7, abs=0.05)

@@ -46,6 +46,8 @@ def run(args) -> int:
     print(f"{'converged' if res.converged else 'NOT converged'} after {res.steps} steps: "
           f"E = {s['energy_eV']:.6f} eV, fmax = {s['fmax_eV_per_A']:.5f} eV/Å, corrugation "
           f"{s['corrugation_A'][0]:.3f} / {s['corrugation_A'][1]:.3f} Å -> {args.output}")
+    if "interlayer_distance_A" in s:
+        print("interlayer M–M distance: " + ", ".join(f"{k} {v:.3f} Å" for k, v in s["interlayer_distance_A"].items()))
     if not res.converged:
         print(f"wander relax: error: did not converge: fmax {s['fmax_eV_per_A']:.5f} > {args.fmax} eV/Å after {args.steps} steps "
               "(the last structure was written)", file=sys.stderr)

@@ -45,10 +45,13 @@ class RelaxResult:
 
     def summary(self) -> dict:
         c = corrugation(self.atoms)
-        return {"converged": self.converged, "cancelled": self.cancelled, "steps": self.steps,
-                "energy_eV": self.energies[-1] if self.energies else None,
-                "fmax_eV_per_A": self.fmaxes[-1] if self.fmaxes else None,
-                "corrugation_A": c, "seconds": round(self.seconds, 3)}
+        out = {"converged": self.converged, "cancelled": self.cancelled, "steps": self.steps,
+               "energy_eV": self.energies[-1] if self.energies else None,
+               "fmax_eV_per_A": self.fmaxes[-1] if self.fmaxes else None,
+               "corrugation_A": c, "seconds": round(self.seconds, 3)}
+        if len(self.atoms) >= 42:  # a moiré cell: local interlayer distance at stacking points
+            out["interlayer_distance_A"] = stacking_distances(self.atoms)
+        return out
 
 
 def out_of_plane_displacement(atoms, *, species: str | None = None) -> list[np.ndarray]:
@@ -94,6 +97,52 @@ def displacement_map(atoms, layer: int, *, n: int = 48, species: str | None = No
     grid = griddata(pts, vals, (gx, gy), method="linear")
     cart = np.stack([gx, gy], -1) @ atoms.cell.array[:2, :2]
     return cart[..., 0], cart[..., 1], grid
+
+
+def _plane_map(atoms, layer: int, n: int, metal: str):
+    """Periodic linear interpolation of the metal-plane height z of one layer on an n×n grid."""
+    from scipy.interpolate import griddata
+    sym = np.array(atoms.get_chemical_symbols())
+    sel = (ensure_layers(atoms) == layer) & (sym == metal)
+    frac = atoms.get_scaled_positions(wrap=True)[sel, :2]
+    z = atoms.positions[sel, 2]
+    shifts = np.array([(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)])
+    pts = (frac[None] + shifts[:, None]).reshape(-1, 2)
+    g = (np.arange(n) + 0.5) / n
+    gx, gy = np.meshgrid(g, g, indexing="xy")
+    return gx, gy, griddata(pts, np.tile(z, len(shifts)), (gx, gy), method="linear")
+
+
+def interlayer_distance_map(atoms, *, n: int = 48):
+    """Local metal–metal interlayer distance on an n×n grid of the cell: z_top(x, y) − z_bottom(x, y),
+    each plane interpolated from its metal atoms. Returns (x, y, d) in Å."""
+    from wander_gui.core.materials import material_from_elements
+    metal = material_from_elements(atoms.get_chemical_symbols()).metal
+    gx, gy, z0 = _plane_map(atoms, 0, n, metal)
+    _, _, z1 = _plane_map(atoms, 1, n, metal)
+    cart = np.stack([gx, gy], -1) @ atoms.cell.array[:2, :2]
+    return cart[..., 0], cart[..., 1], z1 - z0
+
+
+def stacking_distances(atoms) -> dict:
+    """Interlayer metal–metal distance at the high-symmetry stacking points of a builder cell:
+    the cell origin and (a+b)/3, 2(a+b)/3 (AA, AB, BA for R stacking; AA′, A′B, AB′ for H)."""
+    from scipy.interpolate import RegularGridInterpolator
+    n = 60
+    gx, gy, z0 = _plane_map(atoms, 0, n, _metal(atoms))
+    _, _, z1 = _plane_map(atoms, 1, n, _metal(atoms))
+    g = (np.arange(n) + 0.5) / n
+    pad = np.pad(z1 - z0, 1, mode="wrap")
+    gp = np.concatenate([[g[0] - 1 / n], g, [g[-1] + 1 / n]])
+    f = RegularGridInterpolator((gp, gp), pad.T)  # axes (f1, f2)
+    names = ("AA", "AB", "BA") if atoms.info.get("stacking", "R") == "R" else ("AA'", "A'B", "AB'")
+    pts = {names[0]: (0.0, 0.0), names[1]: (1 / 3, 1 / 3), names[2]: (2 / 3, 2 / 3)}
+    return {k: float(f([[(u % 1), (v % 1)]])[0]) for k, (u, v) in pts.items()}
+
+
+def _metal(atoms) -> str:
+    from wander_gui.core.materials import material_from_elements
+    return material_from_elements(atoms.get_chemical_symbols()).metal
 
 
 def relax(atoms, calc, *, optimizer: str = "fire", fmax: float = 0.01, steps: int = 500,
