@@ -175,7 +175,8 @@ def write_hr(hr: WannierHR, path, *, header: str | None = None) -> Path:
             r = hr.R_Rc[iR]
             vals = H[iR][m.ravel(), n.ravel()]
             block = np.column_stack([np.tile(r, (nw * nw, 1)), m.ravel() + 1, n.ravel() + 1])
-            lines = [f"{a:5d}{b:5d}{c:5d}{d:5d}{e:5d}{v.real:12.6f}{v.imag:12.6f}"
+            # Wannier90's (5I5, 2F12.6); the explicit space keeps columns apart for |H| >= 1000 eV
+            lines = [f"{a:5d}{b:5d}{c:5d}{d:5d}{e:5d} {v.real:11.6f} {v.imag:11.6f}"
                      for (a, b, c, d, e), v in zip(block.tolist(), vals)]
             fh.write("\n".join(lines) + "\n")
     return path

@@ -7,7 +7,8 @@ neighbour j of atom i within R_c, the generalised coordinate
 
 carries the paper's (1/R, x/R², y/R², z/R²) inputs multiplied by a switching function
 sw that goes smoothly (C²) from 1 at R_s to 0 at R_c, so nothing jumps when neighbours
-cross the cutoff. An embedding net G_t(s) (per neighbour species t) gives M1 channels;
+cross the cutoff. An embedding net G_t(s) (per neighbour species t, tanh, standardised input)
+gives M1 channels;
 T_i = (1/N_c) Σ_j G(s_ij) ⊗ R̃_ij (M1 × 4) and the descriptor D_i = T_i T_iᵀ[:, :M2]
 is invariant to rotations (R̃ → R̃ diag(1, R)), translations and permutations.
 
@@ -46,10 +47,13 @@ class Descriptor(nn.Module):
     """Smooth se_e2_a descriptor; returns D_i (N, M1·M2) and the radial inputs."""
 
     def __init__(self, r_c: float = 5.2, r_s: float = 4.7, m1: int = 16, m2: int = 4,
-                 embed=(16, 16), n_norm: float = 30.0):
+                 embed=(16, 16), n_norm: float = 10.0):
         super().__init__()
         self.r_c, self.r_s, self.m1, self.m2, self.n_norm = r_c, r_s, m1, m2, n_norm
-        self.embed = nn.ModuleList([mlp((1, *embed, m1), last_act=True) for _ in range(N_SPECIES)])
+        # embedding inputs are standardised (DeePMD does the same): s -> (s - mean) / std
+        self.register_buffer("s_mean", torch.zeros(N_SPECIES))
+        self.register_buffer("s_std", torch.ones(N_SPECIES))
+        self.embed = nn.ModuleList([mlp((1, *embed, m1), act=nn.Tanh, last_act=True) for _ in range(N_SPECIES)])
 
     @property
     def dim(self) -> int:
@@ -65,7 +69,7 @@ class Descriptor(nn.Module):
         for t, net in enumerate(self.embed):
             m = sj == t
             if m.any():
-                G[m] = net(s[m, None])
+                G[m] = net(((s[m] - self.s_mean[t]) / self.s_std[t])[:, None])
         outer = G[:, :, None] * Rt[:, None, :]  # (P, M1, 4)
         T = torch.zeros(len(g.pos), self.m1, 4, dtype=vec.dtype, device=vec.device)
         T = T.index_add(0, g.edge_i, outer) / self.n_norm

@@ -41,7 +41,20 @@ def fit_statistics(model: ForceField, samples: list[Sample]) -> None:
     from wander_gui.ml.graph import atoms_to_graph
     Ds = [[] for _ in range(N_SPECIES)]
     counts, energies = [], []
+    svals = [[] for _ in range(N_SPECIES)]
     with torch.no_grad():
+        from wander_gui.ml.forcefield import switch
+        desc = model.descriptor
+        for s in samples:
+            g = atoms_to_graph(s.atoms, model.config["r_c"])
+            r = g.vectors().norm(dim=1)
+            sv = switch(r, desc.r_s, desc.r_c) / r
+            for t in range(N_SPECIES):
+                svals[t].append(sv[g.species[g.edge_j] == t])
+        for t in range(N_SPECIES):
+            v = torch.cat(svals[t])
+            desc.s_mean[t] = v.mean()
+            desc.s_std[t] = v.std().clamp_min(1e-6)
         for s in samples:
             g = atoms_to_graph(s.atoms, model.config["r_c"])
             D, _ = model.descriptor(g)
@@ -52,7 +65,9 @@ def fit_statistics(model: ForceField, samples: list[Sample]) -> None:
     for t in range(N_SPECIES):
         D = torch.cat(Ds[t])
         model.d_mean[t] = D.mean(0)
-        model.d_std[t] = D.std(0).clamp_min(1e-3)
+        sd = D.std(0)
+        # floor: components that barely vary in training must not blow up on new structures
+        model.d_std[t] = sd.clamp_min(1e-2 * float(sd.max()) + 1e-12)
     ref, *_ = np.linalg.lstsq(np.array(counts, float), np.array(energies), rcond=None)
     model.e_ref[:] = torch.as_tensor(ref)
 
