@@ -59,8 +59,7 @@ def out_of_plane_displacement(atoms, *, species: str | None = None) -> list[np.n
     (or only atoms of ``species``). Zero for a flat layer."""
     layer = ensure_layers(atoms)
     sym = np.array(atoms.get_chemical_symbols())
-    from wander_gui.core.materials import material_from_elements
-    metal = material_from_elements(sym).metal
+    metal = _metal(atoms)
     out = []
     for lay in (0, 1):
         m = layer == lay
@@ -72,31 +71,18 @@ def out_of_plane_displacement(atoms, *, species: str | None = None) -> list[np.n
 
 def corrugation(atoms) -> list[float]:
     """Peak-to-peak out-of-plane range of the metal plane of each layer (Å)."""
-    from wander_gui.core.materials import material_from_elements
-    metal = material_from_elements(atoms.get_chemical_symbols()).metal
-    dz = out_of_plane_displacement(atoms, species=metal)
+    dz = out_of_plane_displacement(atoms, species=_metal(atoms))
     return [float(d.max() - d.min()) for d in dz]
 
 
-def displacement_map(atoms, layer: int, *, n: int = 48, species: str | None = None):
+def displacement_map(atoms, layer: int, *, n: int = 48):
     """Interpolated z − ⟨z⟩ of one layer's metal plane on an n × n grid of fractional
-    coordinates of the moiré cell (periodic linear interpolation). Returns (grid_x, grid_y, dz)."""
-    from scipy.interpolate import griddata
-    from wander_gui.core.materials import material_from_elements
-    sym = np.array(atoms.get_chemical_symbols())
-    metal = species or material_from_elements(sym).metal
-    lay = ensure_layers(atoms)
-    sel = (lay == layer) & (sym == metal)
-    frac = atoms.get_scaled_positions(wrap=True)[sel, :2]
-    dz = out_of_plane_displacement(atoms, species=metal)[layer]
-    shifts = np.array([(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)])
-    pts = (frac[None] + shifts[:, None]).reshape(-1, 2)
-    vals = np.tile(dz, len(shifts))
-    g = (np.arange(n) + 0.5) / n
-    gx, gy = np.meshgrid(g, g, indexing="xy")
-    grid = griddata(pts, vals, (gx, gy), method="linear")
+    coordinates of the moiré cell (periodic linear interpolation). Returns (x, y, dz) in Å."""
+    metal = _metal(atoms)
+    gx, gy, z = _plane_map(atoms, layer, n, metal)
+    sel = (ensure_layers(atoms) == layer) & (np.array(atoms.get_chemical_symbols()) == metal)
     cart = np.stack([gx, gy], -1) @ atoms.cell.array[:2, :2]
-    return cart[..., 0], cart[..., 1], grid
+    return cart[..., 0], cart[..., 1], z - atoms.positions[sel, 2].mean()
 
 
 def _plane_map(atoms, layer: int, n: int, metal: str):
@@ -116,8 +102,7 @@ def _plane_map(atoms, layer: int, n: int, metal: str):
 def interlayer_distance_map(atoms, *, n: int = 48):
     """Local metal–metal interlayer distance on an n×n grid of the cell: z_top(x, y) − z_bottom(x, y),
     each plane interpolated from its metal atoms. Returns (x, y, d) in Å."""
-    from wander_gui.core.materials import material_from_elements
-    metal = material_from_elements(atoms.get_chemical_symbols()).metal
+    metal = _metal(atoms)
     gx, gy, z0 = _plane_map(atoms, 0, n, metal)
     _, _, z1 = _plane_map(atoms, 1, n, metal)
     cart = np.stack([gx, gy], -1) @ atoms.cell.array[:2, :2]

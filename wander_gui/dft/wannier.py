@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wander_gui.core.orbitals import orbital_l
 from wander_gui.errors import ConvergenceError, DataError
 
 #: GPAW real-harmonic order within a shell -> project order (see core.orbitals)
@@ -136,11 +135,6 @@ def band_fidelity(pairs: PairBlocks, check_kpts_kc, eps_dft_kn, *, manifold_star
     if errs.size == 0:
         return 0.0, 0.0
     return float(errs.max()), float(errs.mean())
-
-
-def trial_orbitals(atoms, metal: str):
-    """(atom, l) per atom for the Mo-d / S-p basis."""
-    return [(a, orbital_l(s, metal)) for a, s in enumerate(atoms.get_chemical_symbols())]
 
 
 def wannier90_mesh_hamiltonian(calc, atoms, *, frozen: tuple[float, float], outer: tuple[float, float],

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import param
 
 from wander_gui import backend
@@ -183,7 +182,3 @@ class MoireState(param.Parameterized):
         """Block until the running job ends (tests and notebooks)."""
         self.jobs.join(timeout)
 
-
-def layer_summary(atoms) -> str:
-    lay = atoms.arrays["layer"]
-    return f"{len(atoms)} atoms ({int(np.sum(lay == 0))} + {int(np.sum(lay == 1))})"
