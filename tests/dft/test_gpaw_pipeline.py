@@ -69,7 +69,7 @@ def test_wannier_mapping_and_fidelity(tiny_wannier):
     assert lab.cbm - lab.vbm > 0.5  # semiconducting bilayer
     # a coarse 4x4 mesh at 200 eV: interpolation is good to tens of meV near the gap
     assert lab.fidelity_near_gap_eV < 0.15
-    assert lab.frozen[1] == pytest.approx(lab.cbm + 1.0)
+    assert lab.frozen[1] >= lab.cbm + 1.0 - 1e-9  # frozen window covers CBM + 1 eV (mesh CBM >= true CBM)
 
 
 def test_dft_single_point_command_quick_is_labelled(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 
 from wander_gui.dft import dataset as ds
 from wander_gui.dft.sampling import build_config, config_spec
+from wander_gui.dft.settings import WANNIER_VERSION
 
 
 def test_plan_is_deterministic_and_in_range():
@@ -56,10 +57,34 @@ def test_generate_skips_finished_chunks(tmp_path, monkeypatch):
     monkeypatch.setattr(ds, "label_config", lambda spec, o, w, s, wannier: calls.append(spec.name) or {"name": spec.name})
     s0, s1, s2 = (config_spec(i) for i in range(3))
     assert s0.wannier and not s2.wannier
-    ds.save_chunk(ds.chunk_path(out, s0.name), {"x": np.zeros(1), "pair_values": np.zeros(1)})
+    ds.save_chunk(ds.chunk_path(out, s0.name), {"x": np.zeros(1), "pair_values": np.zeros(1),
+                                                "wannier_version": np.int16(WANNIER_VERSION)})
     ds.save_chunk(ds.chunk_path(out, s2.name), {"x": np.zeros(1)})  # energy/forces only: done
     ds.generate(out, tmp_path / "work", n_configs=3, max_supercell=2)
     assert calls == [s1.name]
+
+
+def test_outdated_wannier_labels_and_failures_are_redone(tmp_path, monkeypatch):
+    out = tmp_path / "ds"
+    calls = []
+    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, s, wannier: calls.append(spec.name) or {"name": spec.name})
+    s0, s1, s2, s3 = (config_spec(i) for i in range(4))
+    assert s0.wannier and s3.wannier
+    # an older method's label, and an old-format failure record of a Wannier step: both redone
+    ds.save_chunk(ds.chunk_path(out, s0.name), {"x": np.zeros(1), "pair_values": np.zeros(1)})
+    ds.save_chunk(ds.chunk_path(out, s3.name), {"x": np.zeros(1)})
+    (out / "failed.jsonl").write_text(json.dumps({"name": s3.name, "reason": "centre off"}) + "\n")
+    # a failed SCF stays failed; a current-method Wannier failure is not retried
+    ds.record_failure(out, s1, "SCF did not converge", stage="scf")
+    ds.save_chunk(ds.chunk_path(out, s2.name), {"x": np.zeros(1)})
+    ds.generate(out, tmp_path / "work", n_configs=4, max_supercell=2)
+    assert calls == [s0.name, s3.name]
+    assert ds.failed_names(out) == {s1.name}
+    ds.record_failure(out, s3, "fidelity 40 meV", stage="wannier")
+    calls.clear()
+    ds.generate(out, tmp_path / "work", n_configs=4, max_supercell=2)
+    assert calls == [s0.name]
+    assert ds.failed_names(out) == {s1.name, s3.name}
 
 
 def test_pack_unpack_pairs_round_trip():

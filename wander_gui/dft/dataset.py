@@ -22,10 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from wander_gui.dft.sampling import ConfigSpec, build_config, config_spec
-from wander_gui.dft.settings import LEVEL_OF_THEORY, DFTSettings
+from wander_gui.dft.settings import LEVEL_OF_THEORY, WANNIER_VERSION, DFTSettings
 from wander_gui.errors import ConvergenceError, DataError, WanderError
 
 log = logging.getLogger(__name__)
+#: chunk arrays that belong to the Wannier label (dropped together when a label is outdated)
+WANNIER_KEYS = frozenset({"pair_ij", "pair_shift", "pair_values", "wannier_version", "wf_centres", "wf_spreads",
+                          "fidelity_near_gap_eV", "fidelity_near_gap_mae_eV", "fidelity_frozen_eV", "h_imag_max",
+                          "frozen_window", "wannier_mesh", "vbm", "cbm", "wannier_seconds", "centre_offset_max"})
 FIDELITY_LIMIT_EV = 0.025  # eV, largest near-gap band error at off-mesh k (the mean error is ~5x lower)
 
 
@@ -33,30 +37,53 @@ def chunk_path(out: Path, name: str) -> Path:
     return Path(out) / "chunks" / f"{name}.npz"
 
 
+def has_current_label(chunk) -> bool:
+    """A chunk (dict or npz) holds a Wannier label made by the current method."""
+    files = chunk.files if hasattr(chunk, "files") else chunk
+    return "pair_values" in files and "wannier_version" in files and int(chunk["wannier_version"]) == WANNIER_VERSION
+
+
 def is_done(out: Path, name: str, *, wannier: bool = False) -> bool:
-    """Finished (or failed) already; with ``wannier`` the chunk must also hold its H label."""
-    if name in failed_names(out):
-        return True
+    """Finished (or failed) already; with ``wannier`` the chunk must also hold a current H label
+    (or its current-method Wannier step must have failed)."""
     p = chunk_path(out, name)
+    fails = failures(out).get(name, [])
+    if any(f["stage"] == "scf" for f in fails):
+        return True
     if not p.exists():
         return False
     if not wannier:
         return True
+    if any(f["stage"] == "wannier" and f["wannier_version"] == WANNIER_VERSION for f in fails):
+        return True
     with np.load(p) as z:
-        return "pair_values" in z.files
+        return has_current_label(z)
+
+
+def failures(out: Path) -> dict[str, list[dict]]:
+    """Logged failures by configuration name, each with its ``stage`` ("scf" or "wannier") and
+    ``wannier_version`` (records written before stages were logged were all Wannier failures
+    of version 1: their energies and forces are in the dataset)."""
+    p = Path(out) / "failed.jsonl"
+    res: dict[str, list[dict]] = {}
+    if not p.exists():
+        return res
+    for line in p.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+            name = rec["name"]
+        except (ValueError, KeyError):
+            continue
+        rec.setdefault("stage", "wannier" if chunk_path(out, name).exists() else "scf")
+        rec.setdefault("wannier_version", 1)
+        res.setdefault(name, []).append(rec)
+    return res
 
 
 def failed_names(out: Path) -> set[str]:
-    p = Path(out) / "failed.jsonl"
-    if not p.exists():
-        return set()
-    names = set()
-    for line in p.read_text().splitlines():
-        try:
-            names.add(json.loads(line)["name"])
-        except (ValueError, KeyError):
-            continue
-    return names
+    """Configurations whose energy/force calculation failed, or whose current Wannier step failed."""
+    return {n for n, fs in failures(out).items()
+            if any(f["stage"] == "scf" or f["wannier_version"] == WANNIER_VERSION for f in fs)}
 
 
 def _lock(work: Path, name: str) -> bool:
@@ -138,7 +165,8 @@ def wannier_arrays(calc, atoms, vacuum: float, work: Path, name: str, txt: str) 
                                "orbital-to-atom mapping not verified")
     _, counts = orbital_offsets(atoms.get_chemical_symbols(), material_from_elements(atoms.get_chemical_symbols()).metal)
     out = pack_pairs(lab.pairs, counts)
-    out.update(wf_centres=lab.centres.astype(np.float32), wf_spreads=lab.spreads.astype(np.float32),
+    out.update(wannier_version=np.int16(WANNIER_VERSION),
+               wf_centres=lab.centres.astype(np.float32), wf_spreads=lab.spreads.astype(np.float32),
                fidelity_near_gap_eV=np.float32(lab.fidelity_near_gap_eV),
                fidelity_near_gap_mae_eV=np.float32(lab.fidelity_near_gap_mae_eV),
                fidelity_frozen_eV=np.float32(lab.fidelity_frozen_eV), h_imag_max=np.float32(lab.imag_max),
@@ -161,11 +189,14 @@ def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings 
     txt.parent.mkdir(parents=True, exist_ok=True)
     gpw = Path(work) / "gpw" / f"{spec.name}.gpw"
     path = chunk_path(out, spec.name)
-    if path.exists():  # backfill the Wannier label
+    if path.exists():  # backfill (or recompute an outdated) Wannier label
         with np.load(path) as z:
-            arrays = {k: z[k] for k in z.files}
+            arrays = {k: z[k] for k in z.files if k not in WANNIER_KEYS}
+            outdated = "pair_values" in z.files
         if not gpw.exists():
             raise DataError(f"{spec.name}: no stored density {gpw} to add the Wannier label")
+        if outdated:  # never keep a label made by an older method, even if the new one fails
+            save_chunk(path, arrays)
         from gpaw import GPAW
         calc = GPAW(str(gpw), txt=None)
         arrays.update(wannier_arrays(calc, atoms, float(arrays["vacuum_level"]), work, spec.name, str(txt)))
@@ -191,11 +222,13 @@ def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings 
     return info
 
 
-def record_failure(out: Path, spec: ConfigSpec, reason: str) -> None:
+def record_failure(out: Path, spec: ConfigSpec, reason: str, *, stage: str = "scf") -> None:
     p = Path(out) / "failed.jsonl"
     p.parent.mkdir(parents=True, exist_ok=True)
+    rec = {"name": spec.name, "stage": stage, "wannier_version": WANNIER_VERSION, "reason": reason,
+           "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     with open(p, "a") as fh:
-        fh.write(json.dumps({"name": spec.name, "reason": reason, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+        fh.write(json.dumps(rec) + "\n")
 
 
 def generate(out, work, *, n_configs: int, start: int = 0, settings: DFTSettings = DFTSettings(),
@@ -223,7 +256,8 @@ def generate(out, work, *, n_configs: int, start: int = 0, settings: DFTSettings
                 on_step(info)
         except WanderError as exc:
             log.warning("%s failed: %s", spec.name, exc)
-            record_failure(out, spec, str(exc))
+            # energies and forces are saved before the Wannier step: a chunk means that step failed
+            record_failure(out, spec, str(exc), stage="wannier" if chunk_path(out, spec.name).exists() else "scf")
         finally:
             _unlock(work, spec.name)
     return done
@@ -253,7 +287,7 @@ def dataset_info(out) -> dict:
     cells, secs = validation_info(out.parent / "validation")
     return {
         "n_configs": len(rows),
-        "n_hamiltonian_configs": sum(1 for r in rows if "pair_values" in r),
+        "n_hamiltonian_configs": sum(1 for r in rows if has_current_label(r)),
         "n_atoms_total": int(sum(len(r["numbers"]) for r in rows)),
         "level_of_theory": LEVEL_OF_THEORY,
         "n_failed": len(failed_names(out)),

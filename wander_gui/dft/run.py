@@ -11,7 +11,7 @@ import numpy as np
 from wander_gui.core.layers import ensure_layers, validate_structure
 from wander_gui.core.materials import material_from_elements
 from wander_gui.core.orbitals import orbital_offsets
-from wander_gui.dft.settings import (EXCLUDED_PER_FU, EXTRA_BANDS_PER_FU, FROZEN_ABOVE_CBM,
+from wander_gui.dft.settings import (EXCLUDED_PER_FU, EXTRA_BANDS_PER_FU, FROZEN_ABOVE_CBM, OUTER_ABOVE_CBM,
                                      WANNIER_PER_FU, DFTSettings, kmesh, n_formula_units)
 from wander_gui.errors import ConvergenceError, InputError
 
@@ -140,6 +140,27 @@ def check_kpoints(mesh: tuple[int, int], n: int = 5, seed: int = 0) -> np.ndarra
     return np.array(pts)
 
 
+def wannier_windows(eps_kn: np.ndarray, *, nocc: int, first: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Frozen and outer disentanglement windows (eV) from the converged bands ``eps_kn``.
+
+    Frozen: from just below the first d–p band (index ``first``) to CBM + FROZEN_ABOVE_CBM.
+    Outer: from the same bottom to CBM + OUTER_ABOVE_CBM, a fixed energy, which must lie below
+    the lowest energy of the last computed band so that at every k-point *all* states inside
+    the window are present. (A window reaching above the band cut-off holds a k-dependent,
+    incomplete set of states, and a different one in a supercell than in its primitive cell.)
+    """
+    vbm, cbm = float(eps_kn[:, nocc - 1].max()), float(eps_kn[:, nocc].min())
+    if cbm - vbm < 0.2:
+        raise ConvergenceError(f"gap {cbm - vbm:.3f} eV is too small for the Wannier windows")
+    lo = float(eps_kn[:, first].min()) - 0.1
+    complete = float(eps_kn[:, -1].min())
+    frozen, outer = (lo, cbm + FROZEN_ABOVE_CBM), (lo, cbm + OUTER_ABOVE_CBM)
+    if complete <= outer[1]:
+        raise ConvergenceError(f"too few bands: states are complete only up to {complete - cbm:.2f} eV above "
+                               f"the CBM, the outer window needs {OUTER_ABOVE_CBM} eV")
+    return frozen, outer
+
+
 def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | None = None,
                   r_max: float = 12.0, workdir, txt="-") -> WannierLabel:
     """Wannier H(R) (vacuum-referenced) from a converged density, with band-fidelity checks.
@@ -151,25 +172,22 @@ def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | Non
     from wander_gui.dft.wannier import band_fidelity, real_space_pairs, wannier90_mesh_hamiltonian
     mat = material_from_elements(atoms.get_chemical_symbols())
     mesh = mesh or wannier_mesh(atoms)
-    nb, nconv = nbands_for(atoms, mat.metal)
-    t0 = time.perf_counter()
-    cm = scf_calc.fixed_density(kpts={"size": (*mesh, 1), "gamma": True}, symmetry="off", nbands=nb,
-                                convergence={"bands": nconv}, txt=txt)
-    check = check_kpoints(mesh, seed=len(atoms))
-    cc = scf_calc.fixed_density(kpts=check, symmetry="off", nbands=nb, convergence={"bands": nconv}, txt=txt)
-    nk = mesh[0] * mesh[1]
-    em = np.array([cm.get_eigenvalues(kpt=k) for k in range(nk)]) - vacuum
-    ec = np.array([cc.get_eigenvalues(kpt=k) for k in range(len(check))]) - vacuum
+    nb, _ = nbands_for(atoms, mat.metal)
     nfu = n_formula_units(atoms, mat.metal)
+    t0 = time.perf_counter()
+    # nb bands converged plus an unconverged buffer: the outer window only uses converged states
+    nscf = dict(symmetry="off", nbands=nb + 2 * nfu, convergence={"bands": nb}, txt=txt)
+    cm = scf_calc.fixed_density(kpts={"size": (*mesh, 1), "gamma": True}, **nscf)
+    check = check_kpoints(mesh, seed=len(atoms))
+    cc = scf_calc.fixed_density(kpts=check, **nscf)
+    nk = mesh[0] * mesh[1]
+    em = np.array([cm.get_eigenvalues(kpt=k)[:nb] for k in range(nk)]) - vacuum
+    ec = np.array([cc.get_eigenvalues(kpt=k)[:nb] for k in range(len(check))]) - vacuum
     m0 = nfu * EXCLUDED_PER_FU
     nocc = int(round(cm.get_number_of_electrons() / 2))
     vbm = float(max(em[:, nocc - 1].max(), ec[:, nocc - 1].max()))
     cbm = float(min(em[:, nocc].min(), ec[:, nocc].min()))
-    if cbm - vbm < 0.2:
-        raise ConvergenceError(f"gap {cbm - vbm:.3f} eV is too small for the Wannier windows")
-    lo = float(min(em[:, m0].min(), ec[:, m0].min())) - 0.1
-    frozen = (lo, cbm + FROZEN_ABOVE_CBM)
-    outer = (lo, float(em[:, -1].max()) + 1.0)
+    frozen, outer = wannier_windows(em, nocc=nocc, first=m0)  # what Wannier90 sees: the mesh
     H_k, kpts, centres, spreads = wannier90_mesh_hamiltonian(
         cm, atoms, frozen=(frozen[0] + vacuum, frozen[1] + vacuum), outer=(outer[0] + vacuum, outer[1] + vacuum),
         n1=m0, n2=nb, metal=mat.metal, workdir=workdir, num_iter=0, energy_shift=vacuum)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 SEED = 20261123
-WANNIER_2X2 = False
+WANNIER_2X2 = True
 D_RANGE = (5.8, 7.5)
 STRAIN_MAX = 3.0
 
@@ -67,8 +67,8 @@ def config_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
     u_sigma = rng.random()  # log-uniform in [0.02, 0.10]: more small distortions
     sigma = float(0.02 * 5.0 ** u_sigma) if rng.random() < 0.9 else 0.0
     n2x2 = sum(1 for j in range(i) if supercell_of(j) == 2)
-    # 2×2 labels are paused: Wannier90's disentanglement on 2×2 meshes gave Ω_I ≈ 6.5 Å² per
-    # function (1×1: 1.6 Å²) and 0.5 eV band errors; see the DFT issue note.
+    # WANNIER_2X2 was off while the PAW overlaps had a phase error for atoms off the origin
+    # (Wannier version 1); every 6th 2×2 cell carries a label again since version 2.
     wannier = n == 1 or (n == 2 and n2x2 % 6 == 0 and WANNIER_2X2)
     name = f"c{i:04d}-{n}x{n}-{stacking}"
     return ConfigSpec(i, name, n, stacking, shift, round(d, 4), round(strain, 4), mode,

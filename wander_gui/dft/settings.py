@@ -17,6 +17,11 @@ LEVEL_OF_THEORY = ("GPAW 26.7 plane waves 350 eV, PBE, PAW setups (Mo 14 e), Fer
 
 #: Band windows for the Wannier basis, relative to the conduction-band minimum / manifold
 FROZEN_ABOVE_CBM = 1.0  # eV: frozen window top = CBM + this
+OUTER_ABOVE_CBM = 4.0   # eV: outer (disentanglement) window top = CBM + this
+#: Version of the Wannier labelling method; labels and Wannier failures of older versions are
+#: recomputed. 1: GPAW's calculate_overlaps (PAW phase bug off the origin) and an outer window
+#: up to the last computed band. 2: our paw_overlaps and a fixed outer window (CBM + 4 eV).
+WANNIER_VERSION = 2
 EXCLUDED_PER_FU = 6     # semicore Mo 4s/4p and chalcogen s bands below the d–p manifold
 WANNIER_PER_FU = 11     # 5 metal d + 2 × 3 chalcogen p
 EXTRA_BANDS_PER_FU = 5  # outer-window states for disentanglement

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wander_gui.dft.dataset import pack_pairs, save_chunk, structure_arrays
+from wander_gui.dft.dataset import has_current_label, pack_pairs, save_chunk, structure_arrays
 from wander_gui.dft.settings import LEVEL_OF_THEORY, DFTSettings
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
         calc = r.calc
     else:
         calc = None
-    if wannier and "pair_values" not in arrays:
+    if wannier and not has_current_label(arrays):
         calc = calc or GPAW(str(gpw), txt=None)
         from wander_gui.dft.dataset import wannier_arrays
         t0 = time.perf_counter()
@@ -105,7 +105,7 @@ def validation_info(out="pretrained/validation") -> tuple[list, dict]:
         r = load_result(Path(out), name)
         if r is None:
             continue
-        kinds = ["energy+forces"] + (["hamiltonian"] if "pair_values" in r else []) + \
+        kinds = ["energy+forces"] + (["hamiltonian"] if has_current_label(r) else []) + \
                 (["bands"] if "bands_eV" in r else [])
         cells.append({"name": name, "atoms": int(len(r["numbers"])), "kinds": kinds})
         secs[name] = {k: float(r[k]) for k in ("scf_seconds", "wannier_total_seconds", "bands_seconds") if k in r}

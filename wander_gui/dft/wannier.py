@@ -137,6 +137,77 @@ def band_fidelity(pairs: PairBlocks, check_kpts_kc, eps_dft_kn, *, manifold_star
     return float(errs.max()), float(errs.mean())
 
 
+def paw_overlaps(calc, *, n1: int, n2: int, projections: dict[str, str]):
+    """Overlaps M_mn(k, b) and atomic projections A_mn(k) for Wannier90 from a GPAW run.
+
+    In the PAW method (Blöchl, PRB 50, 17953 (1994)), with the cell-periodic pseudo states
+    ũ_nk and the projections P^a_ni(k) = ⟨p̃^a_i|ψ̃_nk⟩ on atom a at R_a (home cell),
+
+        M_mn(k, b) = ⟨u_mk|u_n,k+b⟩
+                   = ⟨ũ_mk|ũ_n,k+b⟩ + Σ_a e^{−i b·R_a} Σ_ij P^a_mi(k)* ΔS^a_ij P^a_nj(k+b),
+
+    the exponential being e^{−i b·r} evaluated at the augmentation sphere's centre. When
+    k + b leaves the mesh, k + b = k' + G and ũ_n,k+b(r) = e^{−iG·r} ũ_n,k'(r), while the
+    projections of the (same) state do not change. (GPAW 26.7's
+    ``gpaw.wannier.overlaps.calculate_overlaps`` drops e^{−i b·R_a} and instead applies
+    e^{+iG·R_a} when wrapping; that is exact only for atoms at the origin: on a 2×2 MoS2
+    bilayer it doubled Wannier90's initial Ω_I, 285 vs 133 Å² with this formula.)
+
+    A_mn(k) = ⟨ψ_mk|g_n⟩ with g_n the bound partial-wave projector functions (Mo 4d, S 3p),
+    i.e. A_mn(k) = P_mn(k)* in the projector index n.
+
+    Returns ``gpaw.wannier.overlaps.WannierOverlaps`` (the container its Wannier90 writer
+    takes). Wave functions are held for two k-points at a time.
+    """
+    from gpaw.wannier.overlaps import WannierOverlaps, dict_to_proj_indices, find_directions
+
+    wfs = calc.wfs
+    kd = wfs.kd
+    size = np.array(kd.N_c)
+    if kd.nibzkpts != kd.nbzkpts:
+        raise DataError("Wannier overlaps need symmetry='off' (all mesh k-points computed)")
+    nb = n2 - n1
+    spos = calc.spos_ac
+    setups = calc.setups
+    proj_idx = dict_to_proj_indices(projections, setups)
+    nw = sum(len(i) for i in proj_idx)
+    directions = find_directions(calc.atoms.cell.reciprocal(), size)
+    frac_grid = None
+
+    def state(k):
+        u = np.array([calc.get_pseudo_wave_function(band=n, kpt=k, periodic=True) for n in range(n1, n2)])
+        P = wfs.collect_projections(k, 0)[n1:n2]  # (nb, nI)
+        return u.reshape(nb, -1), P
+
+    I_a = np.cumsum([0] + [s.ni for s in setups])
+    dv = abs(np.linalg.det(calc.atoms.cell.array)) / np.prod(
+        calc.get_pseudo_wave_function(band=0, kpt=0, periodic=True).shape)
+    M = np.empty((kd.nbzkpts, len(directions), nb, nb), complex)
+    A = np.empty((kd.nbzkpts, nw, nb), complex)
+    for k1 in range(kd.nbzkpts):
+        u1, P1 = state(k1)
+        i1 = np.array(np.unravel_index(k1, size))
+        A[k1] = np.concatenate([P1[:, I_a[a]:I_a[a + 1]][:, idx].T for a, idx in enumerate(proj_idx)], axis=0)
+        for d, direction in enumerate(directions):
+            i2 = i1 + np.array(direction)
+            k2 = int(np.ravel_multi_index(i2, size, "wrap"))
+            G = (i2 - i2 % size) // size  # k1 + b = k2 + G  (fractional, reciprocal lattice)
+            u2, P2 = state(k2)
+            if G.any():
+                if frac_grid is None:
+                    shp = calc.get_pseudo_wave_function(band=0, kpt=0, periodic=True).shape
+                    frac_grid = np.stack(np.meshgrid(*[np.arange(n) / n for n in shp], indexing="ij"), -1)
+                u2 = u2 * np.exp(-2j * np.pi * (frac_grid @ G)).ravel()[None, :]
+            Mk = (u1.conj() @ u2.T) * dv
+            b_frac = np.array(direction) / size
+            for a, s in enumerate(setups):
+                sl = slice(I_a[a], I_a[a + 1])
+                Mk += np.exp(-2j * np.pi * b_frac @ spos[a]) * (P1[:, sl].conj() @ s.dO_ii @ P2[:, sl].T)
+            M[k1, d] = Mk
+    return WannierOverlaps(calc.atoms, nw, size, kd.bzk_kc, calc.get_fermi_level(),
+                           {dd: i for i, dd in enumerate(directions)}, M, A, proj_idx)
+
+
 def wannier90_mesh_hamiltonian(calc, atoms, *, frozen: tuple[float, float], outer: tuple[float, float],
                                n1: int, n2: int, metal: str, workdir, num_iter: int = 40,
                                dis_num_iter: int = 200, energy_shift: float = 0.0,
@@ -144,7 +215,7 @@ def wannier90_mesh_hamiltonian(calc, atoms, *, frozen: tuple[float, float], oute
     """Wannier90 disentanglement + localisation on a GPAW MP-mesh calculation.
 
     Overlaps M_mn(k, b) and projections A_mn(k) on the bound Mo-d / S-p partial waves come
-    from GPAW (``gpaw.wannier.overlaps.calculate_overlaps``); eigenvalues (bands n1..n2−1)
+    from :func:`paw_overlaps`; eigenvalues (bands n1..n2−1)
     are written to ``.eig``; ``wannier90.x`` runs a frozen-window disentanglement and
     ``num_iter`` localisation steps (the paper's 40). Returns (H_kij on the mesh in the
     project's orbital order, kpts_kc, centres_iv, spreads_i), energies shifted by
@@ -153,7 +224,6 @@ def wannier90_mesh_hamiltonian(calc, atoms, *, frozen: tuple[float, float], oute
     import subprocess
     from pathlib import Path
 
-    from gpaw.wannier.overlaps import calculate_overlaps
     from gpaw.wannier.w90 import Wannier90, read_wout_all
 
     from wander_gui.core.io import read_hr
@@ -161,9 +231,10 @@ def wannier90_mesh_hamiltonian(calc, atoms, *, frozen: tuple[float, float], oute
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     nw = sum(5 if s == metal else 3 for s in atoms.get_chemical_symbols())
-    ov = calculate_overlaps(calc, nwannier=nw, projections={metal: "d", **{s: "p" for s in
-                                                                         set(atoms.get_chemical_symbols()) - {metal}}},
-                            n1=n1, n2=n2)
+    ov = paw_overlaps(calc, n1=n1, n2=n2, projections={metal: "d", **{s: "p" for s in
+                                                                   set(atoms.get_chemical_symbols()) - {metal}}})
+    if ov.nwannier != nw:
+        raise DataError(f"{ov.nwannier} projections for {nw} Wannier functions")
     w90 = Wannier90(prefix="w", folder=workdir)
     w90.write_win(ov, dis_froz_min=frozen[0], dis_froz_max=frozen[1], dis_win_min=outer[0],
                   dis_win_max=outer[1], dis_num_iter=dis_num_iter, num_iter=num_iter,

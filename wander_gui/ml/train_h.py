@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wander_gui.dft.dataset import has_current_label
 from wander_gui.ml.data import Sample, split
 from wander_gui.ml.forcefield import ForceField
 from wander_gui.ml.graph import atoms_to_graph
@@ -122,7 +123,7 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    labelled = [s for s in samples if "pair_values" in s.chunk]
+    labelled = [s for s in samples if has_current_label(s.chunk)]
     parts = split([s.name for s in labelled], seed=cfg.seed)
     hm = HamiltonianModel(latent_dim=ff.latent_dim, desc_dim=ff.descriptor.dim, **cfg.model).double()
     exs = {s.name: prepare(s, ff, hm.config["r_max"]) for s in labelled}
