@@ -10,9 +10,14 @@ def add_arguments(p) -> None:
     p.add_argument("--data", default="pretrained/dataset")
     p.add_argument("--out", default="runs/train", help="output directory (checkpoints, metrics)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--what", default="both", choices=["ff", "h", "both"])
     p.add_argument("--init", default=None, help="fine-tune: start from this model directory")
     p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--what", dest="what", default="both", choices=["ff", "h", "both", "none"],
+                   help="what to train ('none' with --publish: publish an existing run)")
+    p.add_argument("--publish", metavar="NAME", default=None,
+                   help="copy the result to pretrained/NAME, register it in pretrained/manifest.json "
+                        "(sha256, config, metrics) and update the model card")
+    p.add_argument("--description", default="", help="one line for the manifest and model card")
 
 
 def run(args) -> int:
@@ -40,11 +45,17 @@ def run(args) -> int:
         ff, m = train_forcefield(samples, fcfg, out_dir=out, resume=not args.no_resume, init_state=init)
         shutil.copy(out / "ff_best.pt", out / "ff.pt")
         print("force field:", json.dumps({k: m[k] for k in ("train", "val", "test")}, indent=1))
-    ck = torch.load(out / "ff.pt", weights_only=True)
-    ff = ForceField(**ck["config"]).double()
-    ff.load_state_dict(ck["state_dict"])
     if args.what in ("h", "both"):
+        ck = torch.load(out / "ff.pt", weights_only=True)
+        ff = ForceField(**ck["config"]).double()
+        ff.load_state_dict(ck["state_dict"])
         hm, m = train_hamiltonian(samples, ff, hcfg, out_dir=out)
         shutil.copy(out / "h_best.pt", out / "h.pt")
         print("hamiltonian:", json.dumps(m["test"] or m["val"], indent=1))
+    if args.publish:
+        from wander_gui.ml.publish import publish
+        from wander_gui.ml.registry import PRETRAINED
+        entry = publish(out, args.publish, pretrained_dir=PRETRAINED, dataset_dir=args.data,
+                        description=args.description)
+        print(f"published {entry['name']} to {PRETRAINED / entry['name']}")
     return 0

@@ -84,9 +84,11 @@ class Dashboard(pn.viewable.Viewer):
         cell_inputs = pn.Param(s, parameters=["material", "stacking", "angle", "strain", "strain_mode",
                                               "strain_direction", "max_residual_strain", "max_atoms", "build"],
                                widgets={"angle": pn.widgets.FloatSlider, "strain": pn.widgets.FloatSlider,
-                                        "build": btn("Build", "primary")}, show_name=False)
+                                        "max_atoms": pn.widgets.IntInput, "build": btn("Build", "primary")},
+                               show_name=False)
         job_inputs = pn.Param(s, parameters=["optimizer", "fmax", "steps", "relax", "compute_bands", "cancel"],
-                              widgets={"relax": btn("Relax", "success"), "compute_bands": btn("Bands", "success"),
+                              widgets={"fmax": pn.widgets.FloatInput, "steps": pn.widgets.IntInput,
+                                       "relax": btn("Relax", "success"), "compute_bands": btn("Bands", "success"),
                                        "cancel": btn("Cancel", "danger")}, show_name=False)
         snap = pn.bind(lambda c: pn.pane.Markdown(
             f"**θ = {c['theta_deg']:.3f}°**, **{c['n_atoms']} atoms** ({c['n_fu'][0] * 3} + {c['n_fu'][1] * 3}), "

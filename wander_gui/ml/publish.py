@@ -1,0 +1,101 @@
+"""Publish a trained model into ``pretrained/``: weights, manifest entry, model-card table.
+
+``pretrained/manifest.json`` lists models with their files (path + sha256), configuration,
+units, level of theory, training-data summary and measured metrics; the registry verifies
+the sha256 before ``torch.load(weights_only=True)``. The model card (``pretrained/README.md``)
+gets a generated section between ``<!-- model:NAME -->`` markers, so numbers in the card are
+always the ones measured at publication.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from wander_gui.errors import DataError
+
+UNITS = {"energy": "eV", "forces": "eV/Å", "hamiltonian": "eV (vacuum level = 0)", "length": "Å"}
+ORBITALS = "Mo: d_z², d_xz, d_yz, d_x²−y², d_xy; S: p_x, p_y, p_z (real, global Cartesian axes)"
+
+
+def _fmt(x, nd=1):
+    return "–" if x is None else f"{x:.{nd}f}"
+
+
+def model_card_section(entry: dict) -> str:
+    """Markdown tables of the metrics stored in a manifest entry."""
+    m = entry["metrics"]
+    lines = [f"<!-- model:{entry['name']} -->", f"### `{entry['name']}` ({entry['created']})", "",
+             entry.get("description", ""), "",
+             f"Training data: {entry['training_data']['n_configs']} configurations with energies and forces, "
+             f"{entry['training_data']['n_hamiltonian_configs']} with Wannier Hamiltonians "
+             f"({entry['level_of_theory']}). Split 80/10/10 by configuration (seed {entry['seed']}).", "",
+             "| force field | n configs | energy MAE (meV/atom) | force MAE (meV/Å) | force RMSE (meV/Å) |",
+             "|---|---|---|---|---|"]
+    for part in ("train", "val", "test"):
+        r = m["ff"].get(part)
+        if r:
+            lines.append(f"| {part} | {r['n']} | {_fmt(r['energy_mae_meV_per_atom'], 2)} | "
+                         f"{_fmt(r['force_mae_meV_per_A'])} | {_fmt(r['force_rmse_meV_per_A'])} |")
+    if m.get("h"):
+        lines += ["", "| Hamiltonian (elements with |H| > 1 meV) | split | MAE (meV) | R² | n elements |",
+                  "|---|---|---|---|---|"]
+        for part in ("train", "val", "test"):
+            r = m["h"].get(part)
+            if not r:
+                continue
+            for cat, v in r.items():
+                if isinstance(v, dict) and "mae_meV" in v:
+                    lines.append(f"| {cat} | {part} | {_fmt(v['mae_meV'], 2)} | {_fmt(v.get('r2'), 3)} | "
+                                 f"{v.get('n', '–')} |")
+    lines += ["", f"<!-- /model:{entry['name']} -->"]
+    return "\n".join(lines)
+
+
+def update_model_card(readme: Path, entry: dict) -> None:
+    text = readme.read_text() if readme.exists() else "# pretrained/\n"
+    section = model_card_section(entry)
+    start, end = f"<!-- model:{entry['name']} -->", f"<!-- /model:{entry['name']} -->"
+    if start in text and end in text:
+        a, b = text.index(start), text.index(end) + len(end)
+        text = text[:a] + section + text[b:]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    readme.write_text(text)
+
+
+def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = "MoS2",
+            description: str = "") -> dict:
+    """Copy ``run_dir/ff.pt`` (+ ``h.pt``) to ``pretrained_dir/name/`` and register them."""
+    from wander_gui.dft.dataset import dataset_info
+    from wander_gui.ml.registry import sha256
+    run_dir, pre = Path(run_dir), Path(pretrained_dir)
+    if not (run_dir / "ff.pt").exists():
+        raise DataError(f"{run_dir}/ff.pt not found: run `wander train` first")
+    dest = pre / name
+    dest.mkdir(parents=True, exist_ok=True)
+    files, metrics = {}, {}
+    for key in ("ff", "h"):
+        src = run_dir / f"{key}.pt"
+        if not src.exists():
+            continue
+        shutil.copy(src, dest / f"{key}.pt")
+        files[key] = {"path": f"{name}/{key}.pt", "sha256": sha256(dest / f"{key}.pt")}
+        mfile = run_dir / f"{key}_metrics.json"
+        if mfile.exists():
+            metrics[key] = json.loads(mfile.read_text())
+    info = dataset_info(dataset_dir)
+    cfg = metrics.get("ff", {}).get("config", {})
+    entry = {"name": name, "material": material, "created": time.strftime("%Y-%m-%d"),
+             "description": description, "files": files, "units": UNITS, "orbitals": ORBITALS,
+             "level_of_theory": info["level_of_theory"], "seed": cfg.get("seed"),
+             "config": {k: v.get("config") for k, v in metrics.items()},
+             "training_data": {k: info[k] for k in ("n_configs", "n_hamiltonian_configs", "n_atoms_total")},
+             "metrics": {k: {p: v.get(p) for p in ("train", "val", "test")} for k, v in metrics.items()}}
+    manifest = pre / "manifest.json"
+    data = json.loads(manifest.read_text()) if manifest.exists() else {"models": []}
+    data["models"] = [entry] + [m for m in data["models"] if m["name"] != name]
+    manifest.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    update_model_card(pre / "README.md", entry)
+    return entry
