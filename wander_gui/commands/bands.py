@@ -21,6 +21,10 @@ def add_arguments(p) -> None:
     p.add_argument("--n-valence", type=int, default=None, help="filled bands (default 7 per 11 orbitals)")
     p.add_argument("--sigma", type=float, default=None, help="energy inside the gap for the sparse solver, eV")
     p.add_argument("--solver", default="auto", choices=["auto", "dense", "sparse", "torch"])
+    p.add_argument("--fat", action="store_true",
+                   help="also store the layer-0 weight of every state (fat bands; model predictions only)")
+    p.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="parallel over k-points with dask.distributed: a LocalCluster, or a scheduler address")
     p.add_argument("-o", "--output", required=True, help="output .npz")
     p.add_argument("--plot", default=None, help="also write a plot (PNG/PDF)")
 
@@ -33,7 +37,10 @@ def run(args) -> int:
     from wander_gui.errors import InputError
 
     atoms = read_structure(args.structure)
+    orbital_layer = None
     if args.hr:
+        if args.fat:
+            raise InputError("--fat needs the orbital-to-atom mapping of a model prediction (not --hr)")
         hr = read_hr(args.hr)
         tb = TBHamiltonian.from_wannier_hr(hr, cell_cv=atoms.cell.array)
         err = tb.hermiticity_error()
@@ -42,12 +49,21 @@ def run(args) -> int:
     else:
         from wander_gui import backend
         tb = backend.predict_tb(atoms, model=args.model, model_dir=args.model_dir)
+        if args.fat:
+            from wander_gui.core.layers import ensure_layers
+            from wander_gui.core.materials import material_from_elements
+            from wander_gui.core.orbitals import orbital_offsets
+            layer = ensure_layers(atoms)
+            metal = material_from_elements(atoms.get_chemical_symbols()).metal
+            _, counts = orbital_offsets(atoms.get_chemical_symbols(), metal)
+            orbital_layer = np.repeat(layer, counts)
     if args.kpts:
         kpts, x, labels = read_kpoints(args.kpts), None, None
     else:
         kpts, x, labels = band_path(atoms.cell.array, args.path, args.npoints)
     res = compute_bands(tb, kpts, nbands=args.nbands, n_valence=args.n_valence, sigma=args.sigma,
-                        solver=args.solver)
+                        solver=args.solver, orbital_layer=orbital_layer, dask=args.dask,
+                        on_step=_progress(len(kpts)))
     res.x_k, res.labels = x, labels
     res.save(args.output)
     print(f"{len(kpts)} k-points x {res.e_kn.shape[1]} bands; VBM {res.vbm:.4f} eV, CBM {res.cbm:.4f} eV, "
@@ -56,3 +72,15 @@ def run(args) -> int:
         plot_bands(res, args.plot, title=atoms.get_chemical_formula())
         print(f"plot -> {args.plot}")
     return 0
+
+
+def _progress(nk):
+    """tqdm bar over k-points (stderr)."""
+    from tqdm.auto import tqdm
+    bar = tqdm(total=nk, desc="bands", unit="k")
+
+    def step(done, total):
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+    return step

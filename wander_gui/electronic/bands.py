@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wander_gui.electronic.solvers import DENSE_LIMIT, solve_bands
+from wander_gui.electronic.solvers import DENSE_LIMIT, eigenpairs_at, find_gap_sigma, solve_bands
 from wander_gui.errors import InputError
 
 #: Mo-d / S-p basis: 11 orbitals and 7 filled bands per MX2 formula unit
@@ -21,10 +21,13 @@ class BandResult:
     cbm: float
     x_k: np.ndarray | None = None
     labels: list | None = None
+    layer0_weight_kn: np.ndarray | None = None  # Σ_{orbitals of layer 0} |ψ|² per state ("fat bands")
+    sigma: float | None = None  # shift-invert energy used by the sparse solver
 
     def save(self, path) -> None:
+        extra = {} if self.layer0_weight_kn is None else {"layer0_weight": self.layer0_weight_kn}
         np.savez_compressed(path, kpts_frac=self.kpts_kc, eps_eV=self.e_kn, n_valence=self.n_valence,
-                            vbm_eV=self.vbm, cbm_eV=self.cbm,
+                            vbm_eV=self.vbm, cbm_eV=self.cbm, **extra,
                             x_k=self.x_k if self.x_k is not None else np.zeros(0),
                             label_x=np.array([x for x, _ in (self.labels or [])]),
                             label_names=np.array([n for _, n in (self.labels or [])]))
@@ -38,35 +41,84 @@ def n_valence_total(n_orb: int) -> int:
 
 
 def compute_bands(tb, kpts_kc, *, nbands: int | None = None, n_valence: int | None = None,
-                  sigma: float | None = None, solver: str = "auto", on_step=None, cancel=None) -> BandResult:
+                  sigma: float | None = None, solver: str = "auto", orbital_layer=None, dask=None,
+                  on_step=None, cancel=None) -> BandResult:
     """Bands at ``kpts_kc``: all of them for small bases (``nbands=None``), else the ``nbands``
-    closest to the gap (half below, half above for dense solvers)."""
+    closest to the gap (half below, half above for dense solvers).
+
+    Large bases use sparse shift-invert around ``sigma``; when it is not given, an energy
+    in the gap is found automatically (:func:`find_gap_sigma`). ``orbital_layer`` (layer
+    index of each orbital) adds the layer-0 weight of every state (fat bands). ``dask``
+    parallelises over k-points (see :func:`solve_bands`).
+    """
     n = tb.n_orb
     nv = n_valence if n_valence is not None else n_valence_total(n)
     if nbands is not None and not 1 <= nbands <= n:
         raise InputError(f"nbands={nbands} must be in [1, {n}] (the size of the Wannier basis)")
     if nbands is None and n > DENSE_LIMIT:
         nbands = 16
+    weights_of = None
+    if orbital_layer is not None:
+        orbital_layer = np.asarray(orbital_layer)
+        weights_of = [np.flatnonzero(orbital_layer == 0)]
+    kw = dict(on_step=on_step, cancel=cancel, weights_of=weights_of, dask=dask)
+    kpts_kc = np.asarray(kpts_kc, float)
     dense = solver in ("dense", "torch") or (solver == "auto" and n <= DENSE_LIMIT)
     if dense:
-        e = solve_bands(tb, kpts_kc, nbands=None, solver="dense" if solver == "auto" else solver,
-                        on_step=on_step, cancel=cancel)
+        out = solve_bands(tb, kpts_kc, nbands=None, solver="dense" if solver == "auto" else solver, **kw)
+        e, w = out if weights_of is not None else (out, None)
         vbm, cbm = float(e[:, nv - 1].max()), float(e[:, nv].min())
-        if nbands is None:
-            return BandResult(np.asarray(kpts_kc), e, nv, vbm, cbm)
-        lo = max(0, nv - nbands // 2)
-        hi = min(n, lo + nbands)
-        lo = hi - nbands
-        return BandResult(np.asarray(kpts_kc), e[:, lo:hi], nv - lo, vbm, cbm)
+        lo, hi = 0, n
+        if nbands is not None:
+            lo = max(0, nv - nbands // 2)
+            hi = min(n, lo + nbands)
+            lo = hi - nbands
+        return BandResult(kpts_kc, e[:, lo:hi], nv - lo, vbm, cbm,
+                          layer0_weight_kn=None if w is None else w[:, 0, lo:hi])
     if sigma is None:
-        raise InputError(f"{n} orbitals is above the dense limit ({DENSE_LIMIT}); the sparse solver needs "
-                         "sigma, an energy inside the gap (eV)")
-    e = solve_bands(tb, kpts_kc, nbands=nbands, sigma=sigma, solver="sparse", on_step=on_step, cancel=cancel)
+        sigma = find_gap_sigma(tb, nv)
+    out = solve_bands(tb, kpts_kc, nbands=nbands, sigma=sigma, solver="sparse", **kw)
+    e, w = out if weights_of is not None else (out, None)
     below = e < sigma
     nv_ret = int(below.sum(axis=1).min())
     if np.any(below.sum(axis=1) != nv_ret):
         raise InputError("the number of bands below sigma changes with k: sigma is not inside a gap")
-    return BandResult(np.asarray(kpts_kc), e, nv_ret, float(e[below].max()), float(e[~below].min()))
+    return BandResult(kpts_kc, e, nv_ret, float(e[below].max()), float(e[~below].min()),
+                      layer0_weight_kn=None if w is None else w[:, 0], sigma=sigma)
+
+
+def state_density(tb, kpt_c, bands, *, orbital_atom, n_valence: int | None = None,
+                  sigma: float | None = None) -> np.ndarray:
+    """|ψ|² summed over the chosen states at ``kpt_c``, per atom (sums to ``len(bands)``).
+
+    ``bands`` are counted from the gap: −1 is the top valence band, −2 the one below, 0 the
+    bottom conduction band. Shows where flat-band states localise in the moiré cell.
+    """
+    n = tb.n_orb
+    nv = n_valence if n_valence is not None else n_valence_total(n)
+    bands = [int(b) for b in np.atleast_1d(bands)]
+    width = max(abs(b) + 1 for b in bands)
+    Hk = tb.hk(kpt_c)
+    if n <= DENSE_LIMIT:
+        e, V = eigenpairs_at(Hk, nbands=None, sigma=None, solver="dense", vectors=True)
+        cols = [nv + b for b in bands]
+    else:
+        sigma = find_gap_sigma(tb, nv, kpts_kc=[kpt_c]) if sigma is None else sigma
+        e, V = eigenpairs_at(Hk, nbands=2 * width + 2, sigma=sigma, solver="sparse", vectors=True)
+        nb_below = int((e < sigma).sum())
+        cols = [nb_below + b for b in bands]
+    if min(cols) < 0 or max(cols) >= V.shape[1]:
+        raise InputError(f"bands {bands} are outside the computed range")
+    w_orb = (np.abs(V[:, cols]) ** 2).sum(axis=1)
+    orbital_atom = np.asarray(orbital_atom)
+    return np.bincount(orbital_atom, weights=w_orb, minlength=orbital_atom.max() + 1)
+
+
+def valence_width(result: BandResult, n_top: int = 1) -> float:
+    """Energy width (eV) of the ``n_top`` topmost valence bands together, over the k-points
+    of ``result`` (max − min); small widths mean flat bands."""
+    top = result.e_kn[:, result.n_valence - n_top:result.n_valence]
+    return float(top.max() - top.min())
 
 
 def plot_bands(result: BandResult, path, *, reference: BandResult | None = None, title: str = "") -> None:

@@ -64,6 +64,29 @@ class TBHamiltonian:
         D = H - H.conj().T
         return float(np.abs(D.data).max()) if D.nnz else 0.0
 
+    def supercell(self, n1: int, n2: int) -> "TBHamiltonian":
+        """The same crystal described in an n1 × n2 supercell (orbital m of primitive cell
+        (c1, c2) becomes orbital (c1 n2 + c2) n_orb + m). Its bands at K are the primitive
+        bands at the k-points that fold onto K, which makes large test Hamiltonians with known
+        spectra."""
+        N = np.array([n1, n2])
+        cells = np.array([(a, b) for a in range(n1) for b in range(n2)])
+        nw, nc = self.n_orb, len(cells)
+        c = np.repeat(cells[:, None, :], len(self.rows), axis=1)  # (nc, nnz, 2)
+        target = c + self.R_nc[None, :, :2]
+        S = np.floor_divide(target, N)
+        home = target - S * N
+        ci = np.arange(nc)[:, None]
+        cj = home[..., 0] * n2 + home[..., 1]
+        rows = (ci * nw + self.rows[None, :]).ravel()
+        cols = (cj * nw + self.cols[None, :]).ravel()
+        R = np.concatenate([S, np.broadcast_to(self.R_nc[None, :, 2:], S.shape[:2] + (1,))], axis=2).reshape(-1, 3)
+        cell = self.cell_cv.copy()
+        cell[0] *= n1
+        cell[1] *= n2
+        tau = (self.tau_mv[None, :, :] + (cells @ self.cell_cv[:2])[:, None, :]).reshape(-1, 3)
+        return TBHamiltonian(cell, tau, rows, cols, R.astype(np.int64), np.tile(self.values, nc))
+
     @classmethod
     def from_wannier_hr(cls, hr, *, cell_cv=None, tau_mv=None, tol: float = 0.0) -> "TBHamiltonian":
         """From :class:`wander_gui.core.io.WannierHR` (ndegen already divided out)."""

@@ -21,8 +21,59 @@ def _torch_eigh(H: np.ndarray) -> np.ndarray:
     return torch.linalg.eigvalsh(torch.as_tensor(H, device=dev)).cpu().numpy()
 
 
-def eigenvalues_at(Hk: sp.spmatrix, *, nbands: int | None, sigma: float | None, solver: str = "auto") -> np.ndarray:
-    """Sorted eigenvalues of one H(k).
+def count_below(Hk: sp.spmatrix, sigma: float) -> int:
+    """Number of eigenvalues of the Hermitian ``Hk`` below ``sigma``, without diagonalising.
+
+    Sylvester's law of inertia: with a symmetric pivoting order, the sparse LU of H − σ
+    is L D L^†, and the number of negative entries of D equals the number of eigenvalues
+    below σ (spectrum slicing).
+    """
+    n = Hk.shape[0]
+    A = (sp.csc_matrix(Hk) - sigma * sp.identity(n, format="csc")).tocsc()
+    lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options=dict(SymmetricMode=True))
+    if not np.array_equal(lu.perm_r, lu.perm_c):
+        raise RuntimeError("sparse LU did not keep a symmetric pivot order; cannot count eigenvalues")
+    return int((lu.U.diagonal().real < 0).sum())
+
+
+def _gap_at(Hk: sp.spmatrix, n_valence: int, lo: float, hi: float, tol: float = 1e-3) -> float:
+    """An energy with exactly ``n_valence`` eigenvalues below it (bisection on inertia counts)."""
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        c = count_below(Hk, mid)
+        if c == n_valence:
+            return mid
+        lo, hi = (mid, hi) if c < n_valence else (lo, mid)
+        if hi - lo < tol:
+            break
+    raise InputError(f"no gap after band {n_valence}: the Hamiltonian is metallic at this k-point")
+
+
+def find_gap_sigma(tb, n_valence: int, kpts_kc=((0, 0, 0), (0.5, 0, 0), (1 / 3, 1 / 3, 0))) -> float:
+    """Mid-gap energy for shift-invert, found automatically (Γ, M, K by default).
+
+    At each k an energy inside the gap is found by bisection on inertia counts, the band
+    edges next to it by shift-invert Lanczos; σ = (max VBM + min CBM) / 2 over the k-points.
+    """
+    vbm, cbm = -np.inf, np.inf
+    for k in kpts_kc:
+        Hk = tb.hk(k)
+        bound = float(abs(Hk).sum(axis=1).max())  # Gershgorin: the spectrum is inside [-bound, bound]
+        s = _gap_at(Hk, n_valence, -bound - 1.0, bound + 1.0)
+        # shift-invert spectrum ω = 1/(ε − s): its most negative / most positive values are the
+        # states just below / above s, however many more states lie on one side
+        op = Hk.tocsc()
+        below = spla.eigsh(op, k=1, sigma=s, which="SA", return_eigenvectors=False, tol=1e-10)
+        above = spla.eigsh(op, k=1, sigma=s, which="LA", return_eigenvectors=False, tol=1e-10)
+        vbm, cbm = max(vbm, float(below.real.max())), min(cbm, float(above.real.min()))
+    if cbm <= vbm:
+        raise InputError(f"no global gap: VBM {vbm:.3f} eV is above CBM {cbm:.3f} eV; give sigma explicitly")
+    return 0.5 * (vbm + cbm)
+
+
+def eigenpairs_at(Hk: sp.spmatrix, *, nbands: int | None, sigma: float | None, solver: str = "auto",
+                  vectors: bool = False):
+    """Sorted eigenvalues (and eigenvectors as columns when ``vectors``) of one H(k).
 
     ``nbands=None`` returns all (dense). With ``nbands`` and the sparse solver, the
     ``nbands`` eigenvalues closest to ``sigma`` (shift-invert Lanczos, ``eigsh`` with a
@@ -39,28 +90,107 @@ def eigenvalues_at(Hk: sp.spmatrix, *, nbands: int | None, sigma: float | None, 
         if nbands is None or sigma is None:
             raise InputError("the sparse solver needs nbands and sigma (energy inside the gap)")
         k = min(nbands, n - 2)
-        vals = spla.eigsh(Hk.tocsc(), k=k, sigma=sigma, which="LM", return_eigenvectors=False, tol=1e-10)
-        return np.sort(vals.real)
+        res = spla.eigsh(Hk.tocsc(), k=k, sigma=sigma, which="LM", return_eigenvectors=vectors, tol=1e-10)
+        e, V = (res if vectors else (res, None))
+        order = np.argsort(e.real)
+        return (e.real[order], V[:, order]) if vectors else e.real[order]
     Hd = Hk.toarray() if sp.issparse(Hk) else np.asarray(Hk)
-    e = _torch_eigh(Hd) if solver == "torch" else sla.eigh(Hd, eigvals_only=True, check_finite=False)
+    if vectors:
+        e, V = sla.eigh(Hd, check_finite=False)
+    else:
+        e, V = (_torch_eigh(Hd) if solver == "torch" else sla.eigh(Hd, eigvals_only=True, check_finite=False)), None
     if nbands is None or nbands == n:
-        return np.sort(e)
-    ref = 0.0 if sigma is None else sigma
-    idx = np.sort(np.argsort(np.abs(e - ref))[:nbands])
-    return e[idx]
+        idx = np.arange(n)
+    else:
+        ref = 0.0 if sigma is None else sigma
+        idx = np.sort(np.argsort(np.abs(e - ref))[:nbands])
+    return (e[idx], V[:, idx]) if vectors else e[idx]
+
+
+def eigenvalues_at(Hk: sp.spmatrix, *, nbands: int | None, sigma: float | None, solver: str = "auto") -> np.ndarray:
+    """Sorted eigenvalues of one H(k) (see :func:`eigenpairs_at`)."""
+    return eigenpairs_at(Hk, nbands=nbands, sigma=sigma, solver=solver)
+
+
+def _solve_batch(tb, kpts_kc, nbands, sigma, solver, gauge, weights_of):
+    """Eigenvalues (and orbital-group weights Σ_{m∈group} |ψ_mn|²) of a batch of k-points."""
+    es, ws = [], []
+    for k in kpts_kc:
+        res = eigenpairs_at(tb.hk(k, gauge=gauge), nbands=nbands, sigma=sigma, solver=solver,
+                            vectors=weights_of is not None)
+        if weights_of is None:
+            es.append(res)
+        else:
+            e, V = res
+            es.append(e)
+            ws.append(np.stack([(np.abs(V[g]) ** 2).sum(0) for g in weights_of]))
+    return np.array(es), (np.array(ws) if ws else None)
 
 
 def solve_bands(tb, kpts_kc, *, nbands: int | None = None, sigma: float | None = None, solver: str = "auto",
-                gauge: str = "lattice", on_step=None, cancel=None) -> np.ndarray:
-    """Eigenvalues (nk, nb) along ``kpts_kc``; reports progress and honours ``cancel``."""
-    out = []
-    for i, k in enumerate(np.asarray(kpts_kc, float)):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled(f"band calculation cancelled after {i} of {len(kpts_kc)} k-points")
-        out.append(eigenvalues_at(tb.hk(k, gauge=gauge), nbands=nbands, sigma=sigma, solver=solver))
-        if on_step:
-            on_step(i + 1, len(kpts_kc))
-    return np.array(out)
+                gauge: str = "lattice", on_step=None, cancel=None, weights_of=None, dask=None,
+                batch: int = 8):
+    """Eigenvalues (nk, nb) along ``kpts_kc`` in batches of k-points; reports progress and
+    honours ``cancel``. With ``weights_of`` (a list of orbital-index arrays) also returns the
+    weights (nk, n_groups, nb) of each state on each group (e.g. the two layers).
+
+    ``dask``: None (serial), ``"local"`` (a ``dask.distributed.LocalCluster`` on this
+    machine), a scheduler address (``"tcp://host:8786"``) or a ``Client``; batches are then
+    solved in parallel with identical results.
+    """
+    kpts_kc = np.asarray(kpts_kc, float)
+    if kpts_kc.ndim != 2 or kpts_kc.shape[1] != 3:
+        raise InputError(f"k-points must be an (nk, 3) array of fractional coordinates, got shape {kpts_kc.shape}")
+    batches = [kpts_kc[i:i + batch] for i in range(0, len(kpts_kc), batch)]
+    args = (nbands, sigma, solver, gauge, weights_of)
+    results = []
+    if dask is None:
+        done = 0
+        for b in batches:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"band calculation cancelled after {done} of {len(kpts_kc)} k-points")
+            results.append(_solve_batch(tb, b, *args))
+            done += len(b)
+            if on_step:
+                on_step(done, len(kpts_kc))
+    else:
+        results = _solve_dask(tb, batches, args, dask, on_step=on_step, cancel=cancel, nk=len(kpts_kc))
+    e = np.concatenate([r[0] for r in results])
+    if weights_of is None:
+        return e
+    return e, np.concatenate([r[1] for r in results])
+
+
+def _solve_dask(tb, batches, args, dask, *, on_step, cancel, nk):
+    from dask.distributed import Client, LocalCluster, as_completed
+    own = None
+    if isinstance(dask, Client):
+        client = dask
+    elif dask == "local":
+        own = client = Client(LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           dashboard_address=None))
+    else:
+        own = client = Client(dask)
+    try:
+        tb_f = client.scatter(tb, broadcast=True)
+        futures = [client.submit(_solve_batch, tb_f, b, *args, pure=False) for b in batches]
+        index = {f.key: i for i, f in enumerate(futures)}
+        results, done = [None] * len(futures), 0
+        for f in as_completed(futures):
+            if cancel is not None and cancel.is_set():
+                client.cancel(futures)
+                raise Cancelled(f"band calculation cancelled after {done} of {nk} k-points")
+            results[index[f.key]] = f.result()
+            done += len(batches[index[f.key]])
+            if on_step:
+                on_step(done, nk)
+        return results
+    finally:
+        if own is not None:
+            cluster = own.cluster
+            own.close()
+            if cluster is not None:
+                cluster.close()
 
 
 def dos(e_kn: np.ndarray, *, width: float = 0.02, energies=None, n: int = 600) -> tuple[np.ndarray, np.ndarray]:

@@ -124,6 +124,10 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     labelled = [s for s in samples if has_current_label(s.chunk)]
+    if not labelled:
+        from wander_gui.errors import DataError
+        raise DataError("no configuration carries a current Wannier label: run `wander dataset generate` "
+                        "(with Wannier) first")
     parts = split([s.name for s in labelled], seed=cfg.seed)
     hm = HamiltonianModel(latent_dim=ff.latent_dim, desc_dim=ff.descriptor.dim, **cfg.model).double()
     exs = {s.name: prepare(s, ff, hm.config["r_max"]) for s in labelled}
