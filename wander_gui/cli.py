@@ -14,7 +14,7 @@ import sys
 from wander_gui import __version__
 from wander_gui.errors import WanderError
 
-SUBCOMMANDS = ("build", "angles", "relax", "forces", "bands", "hamiltonian", "dataset", "dft", "train")
+SUBCOMMANDS = ("build", "angles", "relax", "forces", "bands", "hamiltonian", "parity", "dataset", "dft", "train")
 
 
 def make_parser() -> argparse.ArgumentParser:

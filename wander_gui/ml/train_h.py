@@ -85,15 +85,14 @@ def forward(hm: HamiltonianModel, ex: HExample):
     return on, hop
 
 
-def errors_by_category(hm: HamiltonianModel, examples: list[HExample], threshold: float = 1e-3) -> dict:
-    """MAE (meV) and R² per category (on-site / intra / inter) and per pair type, over
-    elements with |H_DFT| > ``threshold`` eV."""
+def paired_values(hm: HamiltonianModel, examples: list[HExample]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(predicted, DFT) matrix elements (eV) per category (on-site / intra / inter) and per
+    ordered pair type ("intra M-X", ...), over the orbital entries that exist."""
     buckets: dict[str, list] = {}
     with torch.no_grad():
         for ex in examples:
             on, hop = forward(hm, ex)
-            pred_on, tgt_on = on[ex.mask_onsite], ex.onsite_target[ex.mask_onsite]
-            buckets.setdefault("onsite", []).append((pred_on, tgt_on))
+            buckets.setdefault("onsite", []).append((on[ex.mask_onsite], ex.onsite_target[ex.mask_onsite]))
             pi, pj, _ = ex.pairs
             intra = (ex.layer[pi] == ex.layer[pj])
             for name, sel in (("intra", intra), ("inter", ~intra)):
@@ -104,16 +103,29 @@ def errors_by_category(hm: HamiltonianModel, examples: list[HExample], threshold
                         item = (hop[m][mk], ex.hop_target[m][mk])
                         buckets.setdefault(name, []).append(item)
                         buckets.setdefault(f"{name} {pname}", []).append(item)
+    return {k: (torch.cat([a for a, _ in v]).numpy(), torch.cat([b for _, b in v]).numpy())
+            for k, v in buckets.items()}
+
+
+def metrics(pred: np.ndarray, target: np.ndarray, threshold: float = 0.0) -> dict | None:
+    """MAE (meV), R² and count over entries with |target| > threshold (None if there are none)."""
+    sel = np.abs(target) > threshold
+    if sel.sum() == 0:
+        return None
+    err = pred[sel] - target[sel]
+    var = ((target[sel] - target[sel].mean()) ** 2).sum()
+    r2 = 1 - (err ** 2).sum() / var if var > 0 else float("nan")
+    return {"mae_meV": 1000 * float(np.abs(err).mean()), "r2": float(r2), "n": int(sel.sum())}
+
+
+def errors_by_category(hm: HamiltonianModel, examples: list[HExample], threshold: float = 1e-3) -> dict:
+    """MAE (meV) and R² per category (on-site / intra / inter) and per pair type, over
+    elements with |H_DFT| > ``threshold`` eV."""
     out = {}
-    for k, items in buckets.items():
-        p = torch.cat([a for a, _ in items]).numpy()
-        t = torch.cat([b for _, b in items]).numpy()
-        sel = np.abs(t) > threshold
-        if sel.sum() == 0:
-            continue
-        err = p[sel] - t[sel]
-        r2 = 1 - (err ** 2).sum() / ((t[sel] - t[sel].mean()) ** 2).sum()
-        out[k] = {"mae_meV": 1000 * float(np.abs(err).mean()), "r2": float(r2), "n": int(sel.sum())}
+    for k, (p, t) in paired_values(hm, examples).items():
+        m = metrics(p, t, threshold)
+        if m is not None:
+            out[k] = m
     return out
 
 

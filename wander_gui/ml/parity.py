@@ -1,0 +1,81 @@
+"""Predicted vs DFT: forces and Hamiltonian matrix elements, with MAE and R² (parity plots)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from wander_gui.ml.data import Sample
+from wander_gui.ml.graph import atoms_to_graph
+from wander_gui.ml.train_h import metrics, paired_values, prepare
+
+H_THRESHOLD = 1e-3  # eV: Hamiltonian metrics over elements with |H_DFT| > 1 meV
+
+
+@dataclass
+class ParityResult:
+    """Paired (predicted, reference) values by category, and their metrics."""
+
+    forces: dict = field(default_factory=dict)  # "Mo", "S", "all" -> (pred, ref) eV/Å
+    hamiltonian: dict = field(default_factory=dict)  # "onsite", "intra", "inter", "intra M-X", ... -> eV
+    names: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        out = {"configs": self.names, "forces": {}, "hamiltonian": {}}
+        for k, (p, t) in self.forces.items():
+            m = metrics(p, t)
+            out["forces"][k] = None if m is None else {"mae_meV_per_A": m["mae_meV"], "r2": m["r2"], "n": m["n"]}
+        for k, (p, t) in self.hamiltonian.items():
+            out["hamiltonian"][k] = metrics(p, t, H_THRESHOLD)
+        return out
+
+
+def parity(model, samples: list[Sample], *, hamiltonian: bool = True) -> ParityResult:
+    """Forces of every sample; H elements of those with a current Wannier label."""
+    from wander_gui.dft.dataset import has_current_label
+    ff, hm = model.ff, model.hm
+    res = ParityResult(names=[s.name for s in samples])
+    fp, ft, sym = [], [], []
+    for s in samples:
+        g = atoms_to_graph(s.atoms, ff.config["r_c"])
+        _, F, _ = ff(g)
+        fp.append(F.detach().numpy())
+        ft.append(s.forces)
+        sym.append(np.array(s.atoms.get_chemical_symbols()))
+    if fp:
+        fp, ft, sym = np.concatenate(fp), np.concatenate(ft), np.concatenate(sym)
+        res.forces["all"] = (fp.ravel(), ft.ravel())
+        for el in np.unique(sym):
+            res.forces[str(el)] = (fp[sym == el].ravel(), ft[sym == el].ravel())
+    labelled = [s for s in samples if s.chunk is not None and has_current_label(s.chunk)]
+    if hamiltonian and hm is not None and labelled:
+        with torch.no_grad():
+            exs = [prepare(s, ff, hm.config["r_max"]) for s in labelled]
+        res.hamiltonian = paired_values(hm, exs)
+    return res
+
+
+def plot_parity(res: ParityResult, path, *, title: str = "") -> None:
+    """Matplotlib parity plots (forces; H by category) with MAE and R² in each panel."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    panels = [("forces", "all", "force (eV/Å)", None)] + \
+        [("hamiltonian", c, f"H {c} (eV)", H_THRESHOLD) for c in ("onsite", "intra", "inter") if c in res.hamiltonian]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
+    for ax, (kind, key, label, thr) in zip(axes[0], panels):
+        p, t = getattr(res, kind)[key]
+        lim = [min(p.min(), t.min()), max(p.max(), t.max())]
+        ax.plot(lim, lim, color="0.6", lw=0.8)
+        ax.scatter(t, p, s=3, alpha=0.5)
+        m = metrics(p, t, thr or 0.0)
+        unit = "meV/Å" if kind == "forces" else "meV"
+        ax.set_title(f"{label.split(' (')[0]}\nMAE {m['mae_meV']:.1f} {unit}, R² {m['r2']:.3f}", fontsize=9)
+        ax.set_xlabel(f"DFT {label}")
+        ax.set_ylabel(f"predicted {label}")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
