@@ -30,6 +30,16 @@ def add_arguments(p) -> None:
     i.add_argument("--json", action="store_true")
     v = sub.add_parser("validate", help="check every chunk (shapes, finite values, units)")
     v.add_argument("--out", default=DEFAULT_OUT)
+    w = sub.add_parser("import-wannier90",
+                       help="add a Wannier90 calculation from another code (QE, VASP, ...) as a training chunk")
+    w.add_argument("structure", help="structure (extxyz with DFT energy/forces, POSCAR, ...)")
+    w.add_argument("--hr", required=True, help="seed_hr.dat (Mo:d; S:p projections)")
+    w.add_argument("--centres", required=True, help="seed_centres.xyz (write_xyz = .true.)")
+    w.add_argument("--vacuum-level", type=float, required=True, metavar="EV",
+                   help="vacuum level in that calculation's energy frame (becomes the zero)")
+    w.add_argument("--name", default=None, help="chunk name (default: the seed)")
+    w.add_argument("--r-max", type=float, default=12.0, help="keep pair blocks up to this distance, Å")
+    w.add_argument("--out", default="my_dataset", help="dataset directory to add the chunk to")
 
 
 def run(args) -> int:
@@ -39,6 +49,12 @@ def run(args) -> int:
         from wander_gui.dft.dataset import dataset_info
         info = dataset_info(args.out)
         print(json.dumps(info, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in info.items()))
+        return 0
+    if args.action == "import-wannier90":
+        from wander_gui.dft.importer import import_wannier90
+        path = import_wannier90(args.structure, args.hr, args.centres, energy_zero=args.vacuum_level,
+                                out=args.out, name=args.name, r_max=args.r_max)
+        print(f"imported -> {path}")
         return 0
     from wander_gui.dft.validate import validate_dataset
     problems = validate_dataset(args.out)

@@ -286,12 +286,12 @@ def dataset_info(out) -> dict:
     from wander_gui.dft.validation import validation_info
     cells, secs = validation_info(out.parent / "validation")
     return {
-        "n_configs": len(rows),
+        "n_configs": sum(1 for r in rows if np.isfinite(float(r["energy"]))),
         "n_hamiltonian_configs": sum(1 for r in rows if has_current_label(r)),
         "n_atoms_total": int(sum(len(r["numbers"]) for r in rows)),
         "level_of_theory": LEVEL_OF_THEORY,
         "n_failed": len(failed_names(out)),
-        "dft_seconds_total": float(sum(float(r["scf_seconds"]) for r in rows)),
+        "dft_seconds_total": float(np.nansum([float(r.get("scf_seconds", np.nan)) for r in rows])),
         "validation_cells": cells,
         "dft_seconds": secs,
     }

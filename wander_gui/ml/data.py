@@ -18,9 +18,14 @@ class Sample:
     forces: np.ndarray
     chunk: dict
 
+    @property
+    def has_forces(self) -> bool:
+        return bool(np.isfinite(self.energy) and np.isfinite(self.forces).all())
+
 
 def load_samples(dataset_dir) -> list[Sample]:
-    """All configurations with energy and forces, as ase.Atoms with ``layer`` set."""
+    """All configurations as ase.Atoms with ``layer`` set (imported Hamiltonian-only
+    configurations have NaN energy/forces: see :attr:`Sample.has_forces`)."""
     from wander_gui.dft.dataset import load_chunks
     rows = load_chunks(Path(dataset_dir))
     if not rows:

@@ -100,6 +100,7 @@ def train_forcefield(samples: list[Sample], cfg: FFTrainConfig, *, out_dir, resu
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    samples = [s for s in samples if s.has_forces]  # Hamiltonian-only imports carry no forces
     parts = split([s.name for s in samples], seed=cfg.seed)
     train = [s for s in samples if parts[s.name] == "train"]
     val = [s for s in samples if parts[s.name] == "val"] or train[:1]
