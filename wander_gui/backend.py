@@ -67,10 +67,115 @@ def predict_tb(atoms, *, model: str | None = None, model_dir=None):
     return TBHamiltonian.from_pair_blocks(atoms, p.ij, p.shift, p.blocks, p.offsets, p.counts)
 
 
+def model_info(material: str = "MoS2") -> dict | None:
+    """The manifest entry of the default model for ``material`` (name, data, metrics), or None."""
+    import json
+    manifest = PRETRAINED_DIR / "manifest.json"
+    if not manifest.exists():
+        return None
+    return next((m for m in json.loads(manifest.read_text()).get("models", []) if m.get("material") == material),
+                None)
+
+
+def validation_reference(atoms) -> dict | None:
+    """DFT results of the project's twisted validation cell that ``atoms`` is (same (m, n),
+    stacking, no strain), with its name; None when there is none. Energies vacuum-referenced."""
+    import numpy as np
+
+    from wander_gui.dft.validation import CELLS, load_result
+    info = atoms.info
+    if "mn" not in info or np.abs(np.asarray(info.get("strain_top", [0]))).max() > 0:
+        return None
+    for name, (m, n, st) in CELLS.items():
+        if (m, n) == tuple(info["mn"]) and st == info.get("stacking") and len(atoms) == 6 * (m * m + m * n + n * n):
+            res = load_result(PRETRAINED_DIR / "validation", name)
+            if res is not None:
+                return dict(res, name=name)
+    return None
+
+
+def reference_bands(ref: dict):
+    """DFT bands of a validation result as a BandResult of the d–p manifold (or None)."""
+    if ref is None or "bands_eV" not in ref:
+        return None
+    from wander_gui.electronic.bands import BandResult
+    from wander_gui.dft.settings import EXCLUDED_PER_FU, WANNIER_PER_FU
+    nfu = len(ref["numbers"]) // 3
+    m0 = nfu * EXCLUDED_PER_FU
+    e = ref["bands_eV"][:, m0:m0 + nfu * WANNIER_PER_FU].astype(float)
+    nv = int(ref["n_occupied"]) - m0
+    return BandResult(ref["bands_kpts"], e, nv, float(e[:, nv - 1].max()), float(e[:, nv].min()),
+                      x_k=ref.get("bands_x"))
+
+
+def band_errors(pred, ref, window: float = 1.0) -> dict:
+    """Near-gap band error of ``pred`` vs ``ref`` on the same k-points, both aligned at their
+    valence maximum: MAE and max over states within ``window`` eV of the gap, and the gap error."""
+    import numpy as np
+    n = min(pred.n_valence, ref.n_valence)
+    nc = min(pred.e_kn.shape[1] - pred.n_valence, ref.e_kn.shape[1] - ref.n_valence)
+    p = pred.e_kn[:, pred.n_valence - n:pred.n_valence + nc] - pred.vbm
+    r = ref.e_kn[:, ref.n_valence - n:ref.n_valence + nc] - ref.vbm
+    gap = ref.cbm - ref.vbm
+    sel = (r >= -window) & (r <= gap + window)
+    d = np.abs(p - r)[sel]
+    return {"mae_meV": 1000 * float(d.mean()), "max_meV": 1000 * float(d.max()),
+            "gap_error_meV": 1000 * float((pred.cbm - pred.vbm) - gap)}
+
+
+def orbital_layers(atoms):
+    """Layer index of every Wannier orbital of ``atoms`` (fat bands)."""
+    import numpy as np
+
+    from wander_gui.core.layers import ensure_layers
+    from wander_gui.core.materials import material_from_elements
+    from wander_gui.core.orbitals import orbital_offsets
+    layer = ensure_layers(atoms)
+    _, counts = orbital_offsets(atoms.get_chemical_symbols(), material_from_elements(atoms.get_chemical_symbols()).metal)
+    return np.repeat(layer, counts), np.repeat(np.arange(len(atoms)), counts)
+
+
+def parity_report(split: str = "test", *, model: str | None = None, model_dir=None, seed: int = 0):
+    """Predicted vs DFT on a split of the shipped dataset (forces, H by category)."""
+    from wander_gui.ml.data import load_samples, split as split_names
+    from wander_gui.ml.parity import parity
+    samples = load_samples(PRETRAINED_DIR / "dataset")
+    if split != "all":
+        parts = split_names([s.name for s in samples], seed=seed)
+        samples = [s for s in samples if parts[s.name] == split]
+    return parity(get_model(model, model_dir), samples)
+
+
+def band_width_ladder(*, stacking: str = "R", max_atoms: int = 600, n_top: int = 2, npoints: int = 24,
+                      model: str | None = None, model_dir=None, on_step=None, cancel=None) -> list[dict]:
+    """Width of the ``n_top`` topmost valence bands (Γ–M–K–Γ) for each exact commensurate cell
+    up to ``max_atoms`` (predicted Hamiltonians, unrelaxed cells)."""
+    from wander_gui.core.moire import ladder_table
+    from wander_gui.electronic.bands import compute_bands, valence_width
+    from wander_gui.electronic.kpoints import band_path
+    from wander_gui.errors import Cancelled
+    rows = ladder_table(max_atoms)
+    out = []
+    for i, (m, n, theta, _) in enumerate(rows):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("band-width ladder cancelled")
+        atoms = build_twisted("MoS2", stacking, mn=(int(m), int(n)))
+        tb = predict_tb(atoms, model=model, model_dir=model_dir)
+        k, _, _ = band_path(atoms.cell.array, "GMKG", npoints)
+        b = compute_bands(tb, k)
+        out.append({"theta_deg": float(theta), "n_atoms": len(atoms), "mn": (int(m), int(n)),
+                    "width_eV": valence_width(b, n_top), "gap_eV": b.cbm - b.vbm})
+        if on_step:
+            on_step(i + 1, len(rows))
+    return out
+
+
 def materials() -> list[str]:
     return list(MATERIALS)
 
 
 __all__ = ["build_twisted", "build_bilayer", "search_cells", "nearest_cells", "snap_angle", "relax",
            "displacement_map", "model_status", "materials", "ModelStatus", "calculator", "predict_tb",
+           "model_info", "validation_reference", "reference_bands", "band_errors", "orbital_layers",
+           "parity_report", "band_width_ladder",
            "InputError", "ModelError", "WanderError"]

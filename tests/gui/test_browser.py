@@ -84,6 +84,9 @@ class Session:
     def click(self, name):
         self.page.get_by_role("button", name=name).click()
 
+    def tab(self, name):
+        self.page.locator(".bk-tab", has_text=name).first.click()
+
     def set_angle(self, degrees):
         """Click the angle slider's track where ``degrees`` lies (bounds 0.1–59.9°)."""
         track = self.page.locator(".noUi-target").first
@@ -120,11 +123,11 @@ def test_slider_build_relax_bands(server, browser):
     s.click("Relax")
     if available:
         s.text(r"Relaxation (converged|not converged) after \d+ steps", timeout=120_000)
-        s.page.get_by_role("tab", name="Relaxation").click()
+        s.tab("Relaxation")
         s.page.get_by_text(re.compile(r"layer 0")).first.wait_for(timeout=30_000)
         s.click("Bands")
         s.text(r"Bands: gap [\d.]+ eV", timeout=120_000)
-        s.page.get_by_role("tab", name="Bands").click()
+        s.tab("Bands")
         time.sleep(1.0)
         assert s.page.locator("canvas").count() > 0
     else:

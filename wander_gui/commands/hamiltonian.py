@@ -18,18 +18,13 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import numpy as np
-
     from wander_gui import backend
-    from wander_gui.core.io import WannierHR, read_structure, write_hr
+    from wander_gui.core.io import read_structure, write_hr
     atoms = read_structure(args.structure)
     tb = backend.predict_tb(atoms, model=args.model, model_dir=args.model_dir)
-    Rs, inv = np.unique(tb.R_nc, axis=0, return_inverse=True)
-    H = np.zeros((len(Rs), tb.n_orb, tb.n_orb), complex)
-    np.add.at(H, (inv.ravel(), tb.rows, tb.cols), tb.values)
-    write_hr(WannierHR(R_Rc=Rs, H_Rmn=H, ndegen_R=np.ones(len(Rs), int), cell_cv=atoms.cell.array),
-             args.output, header="WANDER predicted Hamiltonian (eV, vacuum level = 0)")
-    print(f"{tb.n_orb} orbitals, {len(Rs)} lattice vectors -> {args.output}")
+    hr = tb.to_wannier_hr()
+    write_hr(hr, args.output, header="WANDER predicted Hamiltonian (eV, vacuum level = 0)")
+    print(f"{tb.n_orb} orbitals, {len(hr.R_Rc)} lattice vectors -> {args.output}")
     if args.centres:
         path = args.output.replace("_hr.dat", "") + "_centres.xyz"
         with open(path, "w") as fh:

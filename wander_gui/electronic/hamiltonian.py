@@ -64,6 +64,14 @@ class TBHamiltonian:
         D = H - H.conj().T
         return float(np.abs(D.data).max()) if D.nnz else 0.0
 
+    def to_wannier_hr(self):
+        """Dense-per-R :class:`WannierHR` (ndegen 1), e.g. for writing ``_hr.dat``."""
+        from wander_gui.core.io import WannierHR
+        Rs, inv = np.unique(self.R_nc, axis=0, return_inverse=True)
+        H = np.zeros((len(Rs), self.n_orb, self.n_orb), complex)
+        np.add.at(H, (inv.ravel(), self.rows, self.cols), self.values)
+        return WannierHR(R_Rc=Rs, H_Rmn=H, ndegen_R=np.ones(len(Rs), int), cell_cv=self.cell_cv)
+
     def supercell(self, n1: int, n2: int) -> "TBHamiltonian":
         """The same crystal described in an n1 × n2 supercell (orbital m of primitive cell
         (c1, c2) becomes orbital (c1 n2 + c2) n_orb + m). Its bands at K are the primitive

@@ -33,12 +33,23 @@ class MoireState(param.Parameterized):
     fmax = param.Number(default=0.01, bounds=(1e-4, 1.0), doc="force threshold (eV/Å)")
     steps = param.Integer(default=300, bounds=(1, 100_000), doc="maximum relaxation steps")
     model_dir = param.String(default="", doc="model directory (empty: the shipped pretrained model)")
+    band_colour = param.Selector(default="gap", objects=["gap", "layer"],
+                                 doc="colour bands by distance to the gap or by layer weight (fat bands)")
+    psi_k = param.Selector(default="K", objects=["G", "M", "K"], label="|ψ|² at k", doc="k-point of the |ψ|² map")
+    psi_band = param.Integer(default=-1, bounds=(-8, 7), label="|ψ|² of band", doc="band from the gap: −1 top valence, 0 bottom conduction")
+    ladder_max_atoms = param.Integer(default=400, bounds=(42, 3000), doc="largest cell of the band-width ladder")
 
     snapped = param.Dict(default={}, doc="commensurate cell for the current inputs")
     atoms = param.Parameter(default=None, doc="current structure (ase.Atoms)")
     relax_trace = param.List(default=[], doc="(step, energy, fmax) of the running/last relaxation")
     dz = param.Parameter(default=None, doc="latest per-layer out-of-plane displacements")
     bands = param.Parameter(default=None, doc="latest BandResult")
+    reference = param.Parameter(default=None, doc="DFT results when the cell is a validation cell")
+    ref_bands = param.Parameter(default=None, doc="DFT BandResult of the validation cell (d–p manifold)")
+    band_error = param.Dict(default={}, doc="near-gap band error vs DFT (meV)")
+    psi = param.Parameter(default=None, doc="per-atom |ψ|² of the chosen state")
+    parity = param.Parameter(default=None, doc="ParityResult of the model on its test split")
+    ladder = param.List(default=[], doc="band width vs twist angle rows")
     running = param.String(default="", doc="name of the running job, empty when idle")
     progress = param.Integer(default=0, bounds=(0, 100))
     message = param.String(default="", doc="last status or error message")
@@ -47,6 +58,9 @@ class MoireState(param.Parameterized):
     relax = param.Event(doc="relax with the ML force field")
     compute_bands = param.Event(doc="predict the Hamiltonian and compute bands")
     cancel = param.Event(doc="cancel the running job")
+    compute_psi = param.Event(doc="map |ψ|² of the chosen state")
+    compute_parity = param.Event(doc="parity of the model vs DFT on its test split")
+    compute_ladder = param.Event(doc="band width vs twist angle over the commensurate ladder")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -90,7 +104,9 @@ class MoireState(param.Parameterized):
                                               max_atoms=self.max_atoms)
             else:
                 atoms = backend.build_bilayer(s["spec"], material=self.material, stacking=self.stacking)
-            self.relax_trace, self.dz, self.bands = [], None, None
+            self.relax_trace, self.dz, self.bands, self.psi, self.band_error = [], None, None, None, {}
+            self.reference = backend.validation_reference(atoms)
+            self.ref_bands = backend.reference_bands(self.reference)
             self.atoms = atoms
             self.message = (f"Built {len(atoms)} atoms ({s['n_fu'][0] * 3} + {s['n_fu'][1] * 3}) at "
                             f"θ = {s['theta_deg']:.3f}°, residual strain {s['residual_percent']:.3f} %")
@@ -146,31 +162,101 @@ class MoireState(param.Parameterized):
                 self.message = (f"Relaxation {state} after {res.steps} steps: fmax {res.fmaxes[-1]:.4f} eV/Å, "
                                 f"corrugation {', '.join(f'{c:.3f}' for c in res.summary()['corrugation_A'])} Å")
             self.jobs.ui(finish)
-        if not self.jobs.start(work, on_error=self._fail, on_done=self._done):
-            self.message = "A job is already running; cancel it first."
+        self._start(work)
 
     @param.depends("compute_bands", watch=True)
     def _bands(self):
         if not self._ready_for_model():
             return
         atoms = self.atoms.copy()
+        ref = self.ref_bands if self.relax_trace == [] else None  # DFT reference is for the unrelaxed cell
         self.running = "bands"
 
         def work(cancel):
             tb = backend.predict_tb(atoms, **self._model_kwargs())
             from wander_gui.electronic.bands import compute_bands
             from wander_gui.electronic.kpoints import band_path
-            k, x, labels = band_path(atoms.cell.array, "GMKG", 40)
-            res = compute_bands(tb, k, nbands=None if tb.n_orb <= 3000 else 16, cancel=cancel,
+            layers, _ = backend.orbital_layers(atoms)
+            if ref is not None:
+                k, x = ref.kpts_kc, ref.x_k
+                _, _, labels = band_path(atoms.cell.array, "GMKG", len(k))
+            else:
+                k, x, labels = band_path(atoms.cell.array, "GMKG", 40)
+            res = compute_bands(tb, k, nbands=None if tb.n_orb <= 3000 else 16, orbital_layer=layers, cancel=cancel,
                                 on_step=lambda i, n: self.jobs.ui(lambda: setattr(self, "progress", int(100 * i / n))))
             res.x_k, res.labels = x, labels
+            err = backend.band_errors(res, ref) if ref is not None else {}
 
             def finish():
-                self.bands = res
-                self.message = f"Bands: gap {res.cbm - res.vbm:.3f} eV (VBM {res.vbm:.3f}, CBM {res.cbm:.3f} eV)"
+                self.bands, self.band_error = res, err
+                msg = f"Bands: gap {res.cbm - res.vbm:.3f} eV (VBM {res.vbm:.3f}, CBM {res.cbm:.3f} eV)"
+                if err:
+                    msg += (f"; vs DFT: near-gap MAE {err['mae_meV']:.0f} meV, gap error "
+                            f"{err['gap_error_meV']:+.0f} meV")
+                self.message = msg
             self.jobs.ui(finish)
+        self._start(work)
+
+    def _start(self, work):
         if not self.jobs.start(work, on_error=self._fail, on_done=self._done):
             self.message = "A job is already running; cancel it first."
+
+    @param.depends("compute_psi", watch=True)
+    def _psi(self):
+        if not self._ready_for_model():
+            return
+        atoms, kname, band = self.atoms.copy(), self.psi_k, self.psi_band
+        self.running = "|ψ|² map"
+
+        def work(cancel):
+            from wander_gui.electronic.bands import state_density
+            from wander_gui.electronic.kpoints import special_points
+            tb = backend.predict_tb(atoms, **self._model_kwargs())
+            _, orbital_atom = backend.orbital_layers(atoms)
+            rho = state_density(tb, special_points(atoms.cell.array)[kname], [band], orbital_atom=orbital_atom)
+
+            def finish():
+                self.psi = {"atoms": atoms, "rho": rho, "k": kname, "band": band}
+                self.message = f"|ψ|² of band {band:+d} (from the gap) at {kname}"
+            self.jobs.ui(finish)
+        self._start(work)
+
+    @param.depends("compute_parity", watch=True)
+    def _parity(self):
+        status = backend.model_status(self.material)
+        if not self.model_dir and not status.available:
+            self.message = status.message
+            return
+        self.running = "parity"
+
+        def work(cancel):
+            res = backend.parity_report("test", **self._model_kwargs())
+
+            def finish():
+                self.parity = res
+                self.message = f"Parity on the test split: {len(res.names)} configurations"
+            self.jobs.ui(finish)
+        self._start(work)
+
+    @param.depends("compute_ladder", watch=True)
+    def _ladder(self):
+        status = backend.model_status(self.material)
+        if not self.model_dir and not status.available:
+            self.message = status.message
+            return
+        stacking, max_atoms = self.stacking, self.ladder_max_atoms
+        self.running = "band-width ladder"
+
+        def work(cancel):
+            rows = backend.band_width_ladder(
+                stacking=stacking, max_atoms=max_atoms, cancel=cancel, **self._model_kwargs(),
+                on_step=lambda i, n: self.jobs.ui(lambda: setattr(self, "progress", int(100 * i / n))))
+
+            def finish():
+                self.ladder = rows
+                self.message = f"Band-width ladder: {len(rows)} cells up to {max_atoms} atoms ({stacking})"
+            self.jobs.ui(finish)
+        self._start(work)
 
     @param.depends("cancel", watch=True)
     def _cancel(self):

@@ -54,20 +54,162 @@ def relax_plots(atoms, trace, dz):
                      pn.pane.HoloViews(traces, sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
 
-def band_plots(bands):
+def band_plots(bands, colour="gap", ref=None, err=None):
     if bands is None:
         return pn.pane.Markdown("Bands appear here after **Bands**.")
     x = bands.x_k if bands.x_k is not None else np.arange(len(bands.kpts_kc))
-    curves = []
-    for n in range(bands.e_kn.shape[1]):
-        near = abs(n - bands.n_valence + 0.5) <= 2.5
-        curves.append(hv.Curve((x, bands.e_kn[:, n]), "k", "energy (eV)").opts(
-            color="crimson" if near else "steelblue", line_width=2 if near else 1))
-    ov = hv.Overlay(curves).opts(responsive=True, min_height=450, show_legend=False,
-                                 ylim=(bands.vbm - 1.5, bands.cbm + 1.5))
+    elems = []
+    if ref is not None:  # DFT reference (same k-points, vacuum-referenced)
+        xr = ref.x_k if ref.x_k is not None else x
+        for n in range(ref.e_kn.shape[1]):
+            elems.append(hv.Curve((xr, ref.e_kn[:, n]), "k", "energy (eV)", label="DFT").opts(
+                color="black", line_dash="dashed", line_width=1))
+    if colour == "layer" and bands.layer0_weight_kn is not None:
+        xs = np.repeat(x, bands.e_kn.shape[1])
+        pts = hv.Points((xs, bands.e_kn.ravel(), bands.layer0_weight_kn.ravel()), ["k", "energy (eV)"],
+                        "layer 0 weight")
+        elems.append(pts.opts(color="layer 0 weight", cmap="coolwarm", clim=(0, 1), size=4, colorbar=True))
+    else:
+        for n in range(bands.e_kn.shape[1]):
+            near = abs(n - bands.n_valence + 0.5) <= 2.5
+            elems.append(hv.Curve((x, bands.e_kn[:, n]), "k", "energy (eV)").opts(
+                color="crimson" if near else "steelblue", line_width=2 if near else 1))
+    ylim = (bands.vbm - 1.5, bands.cbm + 1.5)
+    title = "predicted" + (" (solid) vs DFT (dashed)" if ref is not None else "")
+    if err:
+        title += f": near-gap MAE {err['mae_meV']:.0f} meV, gap error {err['gap_error_meV']:+.0f} meV"
+    ov = hv.Overlay(elems).opts(responsive=True, min_height=450, show_legend=False, ylim=ylim, title=title)
     if bands.labels:
         ov = ov.opts(xticks=[(xl, "Γ" if n == "G" else n) for xl, n in bands.labels])
-    return pn.pane.HoloViews(ov, sizing_mode="stretch_width")
+    from wander_gui.electronic.solvers import dos
+    energies, g = dos(bands.e_kn, width=0.03, energies=np.linspace(*ylim, 400))
+    dos_plot = hv.Curve((energies, g), "energy (eV)", "DOS (states/eV)").opts(
+        invert_axes=True, height=450, width=180, color="gray", ylim=ylim, title="DOS")
+    return pn.Row(pn.pane.HoloViews(ov, sizing_mode="stretch_width"), pn.pane.HoloViews(dos_plot),
+                  sizing_mode="stretch_width")
+
+
+def psi_plots(psi):
+    if psi is None:
+        return pn.pane.Markdown("Choose a band and k-point, then **Map |ψ|²**: where the state lives in the cell.")
+    atoms, rho = psi["atoms"], psi["rho"]
+    lay = atoms.arrays["layer"]
+    panels = []
+    for layer in (0, 1):
+        m = lay == layer
+        pts = hv.Points((atoms.positions[m, 0], atoms.positions[m, 1], rho[m]), ["x (Å)", "y (Å)"], "|ψ|²")
+        panels.append(pts.opts(color="|ψ|²", cmap="viridis", clim=(0, float(rho.max())), size=7, colorbar=True,
+                               aspect="equal", responsive=True, min_height=320, tools=["hover"],
+                               title=f"layer {layer}: band {psi['band']:+d} at {psi['k']}"))
+    return pn.pane.HoloViews(panels[0] + panels[1], sizing_mode="stretch_width")
+
+
+def parity_plots(res):
+    if res is None:
+        return pn.pane.Markdown("**Compute parity** evaluates the model on its held-out DFT test split.")
+    from wander_gui.ml.train_h import metrics
+    panels = []
+    for kind, key, unit, thr in [("forces", "all", "eV/Å", 0.0), ("hamiltonian", "onsite", "eV", 1e-3),
+                                 ("hamiltonian", "intra", "eV", 1e-3), ("hamiltonian", "inter", "eV", 1e-3)]:
+        data = getattr(res, kind)
+        if key not in data:
+            continue
+        p, t = data[key]
+        m = metrics(p, t, thr)
+        lo, hi = float(min(p.min(), t.min())), float(max(p.max(), t.max()))
+        scale = "meV/Å" if kind == "forces" else "meV"
+        name = "force" if kind == "forces" else f"H {key}"
+        panels.append((hv.Scatter((t, p), f"DFT ({unit})", f"predicted ({unit})").opts(size=3, alpha=0.5)
+                       * hv.Curve([(lo, lo), (hi, hi)]).opts(color="gray")).opts(
+            title=f"{name}: MAE {m['mae_meV']:.1f} {scale}, R² {m['r2']:.3f}", width=320, height=320))
+    return pn.pane.HoloViews(hv.Layout(panels).cols(4))
+
+
+def ladder_plot(rows, theta_now):
+    if not rows:
+        return pn.pane.Markdown("**Compute ladder**: the width of the top valence bands for every commensurate "
+                                "cell up to the atom budget (flat bands appear at small twist angles).")
+    th = np.array([r["theta_deg"] for r in rows])
+    w = np.array([r["width_eV"] for r in rows]) * 1000
+    order = np.argsort(th)
+    curve = hv.Curve((th[order], w[order]), "twist angle (°)", "top valence width (meV)")
+    pts = hv.Scatter((th[order], w[order]), "twist angle (°)", "top valence width (meV)").opts(size=6, tools=["hover"])
+    plot = curve * pts
+    if theta_now is not None:
+        plot = plot * hv.VLine(theta_now).opts(color="crimson", line_dash="dashed")
+    return pn.pane.HoloViews(plot.opts(responsive=True, min_height=380, logy=True), sizing_mode="stretch_width")
+
+
+def model_banner(material):
+    status = backend.model_status(material)
+    info = backend.model_info(material) if status.available else None
+    if info is None:
+        return pn.pane.Alert(status.message, alert_type="warning")
+    ff = (info.get("metrics", {}).get("ff") or {}).get("test") or {}
+    h = ((info.get("metrics", {}).get("h") or {}).get("test") or {})
+    bits = [f"Model **{info['name']}** ({info.get('created', '')}), trained on "
+            f"{info['training_data']['n_configs']} DFT configurations"]
+    if ff:
+        bits.append(f"test force MAE {ff['force_mae_meV_per_A']:.0f} meV/Å")
+    if h.get("onsite"):
+        bits.append(f"H MAE on-site/intra/inter {h['onsite']['mae_meV']:.0f}/"
+                    f"{h.get('intra', {}).get('mae_meV', float('nan')):.0f}/"
+                    f"{h.get('inter', {}).get('mae_meV', float('nan')):.0f} meV")
+    text = ", ".join(bits) + ". " + (info.get("description") or "") + " Accuracy tables: pretrained/README.md."
+    return pn.pane.Alert(text, alert_type="info")
+
+
+def export_widgets(s: MoireState):
+    """Download buttons for the current structure, bands and Hamiltonian."""
+    import io
+
+    def structure(fmt):
+        def cb():
+            if s.atoms is None:
+                return None
+            from ase.io import write
+            buf = io.StringIO()
+            write(buf, s.atoms, format=fmt)
+            return io.BytesIO(buf.getvalue().encode())
+        return cb
+
+    def bands_npz():
+        if s.bands is None:
+            return None
+        buf = io.BytesIO()
+        s.bands.save(buf)
+        buf.seek(0)
+        return buf
+
+    def bands_csv():
+        if s.bands is None:
+            return None
+        b = s.bands
+        head = "k1,k2,k3," + ",".join(f"band{n - b.n_valence:+d}" for n in range(b.e_kn.shape[1]))
+        rows = [",".join(f"{v:.8f}" for v in (*k, *e)) for k, e in zip(b.kpts_kc, b.e_kn)]
+        return io.BytesIO(("\n".join([head, *rows]) + "\n").encode())
+
+    def hr_dat():
+        if s.atoms is None:
+            return None
+        import tempfile
+        from pathlib import Path
+
+        from wander_gui.core.io import write_hr
+        tb = backend.predict_tb(s.atoms, **s._model_kwargs())
+        with tempfile.TemporaryDirectory() as d:
+            path = write_hr(tb.to_wannier_hr(), Path(d) / "wander_hr.dat",
+                            header="WANDER predicted Hamiltonian (eV, vacuum level = 0)")
+            return io.BytesIO(path.read_bytes())
+
+    mk = pn.widgets.FileDownload
+    return pn.Column(
+        "### Export",
+        mk(callback=structure("extxyz"), filename="structure.extxyz", label="structure (extxyz)"),
+        mk(callback=structure("vasp"), filename="POSCAR", label="structure (POSCAR)"),
+        mk(callback=bands_npz, filename="bands.npz", label="bands (npz)"),
+        mk(callback=bands_csv, filename="bands.csv", label="bands (csv)"),
+        mk(callback=hr_dat, filename="wander_hr.dat", label="Hamiltonian (_hr.dat)"))
 
 
 class Dashboard(pn.viewable.Viewer):
@@ -79,7 +221,6 @@ class Dashboard(pn.viewable.Viewer):
 
     def __panel__(self):
         s = self.state
-        status = backend.model_status(s.material)
         btn = lambda name, kind: {"type": pn.widgets.Button, "button_type": kind, "name": name}  # noqa: E731
         cell_inputs = pn.Param(s, parameters=["material", "stacking", "angle", "strain", "strain_mode",
                                               "strain_direction", "max_residual_strain", "max_atoms", "build"],
@@ -96,9 +237,29 @@ class Dashboard(pn.viewable.Viewer):
         progress = pn.indicators.Progress(value=s.param.progress, max=100, sizing_mode="stretch_width")
         busy = pn.bind(lambda r: pn.pane.Markdown(f"*running: {r}*" if r else ""), s.param.running)
         sidebar = pn.Column("## WANDER moiré lab", cell_inputs, snap, job_inputs, progress, busy,
-                            pn.pane.Markdown(s.param.message), width=340)
-        note = pn.pane.Alert(status.message, alert_type="success" if status.available else "warning")
-        tabs = pn.Tabs(("Structure", pn.bind(structure_plots, s.param.atoms)),
+                            pn.pane.Markdown(s.param.message), export_widgets(s), width=340)
+        ref_note = pn.bind(lambda r: pn.pane.Markdown(
+            f"DFT reference available for this cell: **{r['name']}** (PBE+D3; "
+            f"{', '.join(k for k in ('forces', 'bands_eV') if k in r)})" if r else ""), s.param.reference)
+        band_ctrl = pn.Param(s, parameters=["band_colour", "psi_k", "psi_band", "compute_psi"],
+                             widgets={"compute_psi": btn("Map |ψ|²", "success")}, show_name=False,
+                             default_layout=pn.Row)
+        bands_tab = pn.Column(band_ctrl,
+                              pn.bind(band_plots, s.param.bands, s.param.band_colour, s.param.ref_bands,
+                                      s.param.band_error),
+                              pn.bind(psi_plots, s.param.psi), sizing_mode="stretch_width")
+        parity_tab = pn.Column(pn.Param(s, parameters=["compute_parity"], show_name=False,
+                                        widgets={"compute_parity": btn("Compute parity", "success")}),
+                               pn.bind(parity_plots, s.param.parity), sizing_mode="stretch_width")
+        theta_now = pn.bind(lambda a: a.info.get("twist_deg") if a is not None else None, s.param.atoms)
+        teach_tab = pn.Column(pn.Param(s, parameters=["ladder_max_atoms", "compute_ladder"], show_name=False,
+                                       widgets={"ladder_max_atoms": pn.widgets.IntInput,
+                                                "compute_ladder": btn("Compute ladder", "success")},
+                                       default_layout=pn.Row),
+                              pn.bind(ladder_plot, s.param.ladder, theta_now), sizing_mode="stretch_width")
+        tabs = pn.Tabs(("Structure", pn.Column(ref_note, pn.bind(structure_plots, s.param.atoms))),
                        ("Relaxation", pn.bind(relax_plots, s.param.atoms, s.param.relax_trace, s.param.dz)),
-                       ("Bands", pn.bind(band_plots, s.param.bands)), dynamic=True, sizing_mode="stretch_width")
-        return pn.Row(sidebar, pn.Column(note, tabs, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+                       ("Bands", bands_tab), ("Parity", parity_tab), ("Teaching", teach_tab),
+                       dynamic=True, sizing_mode="stretch_width")
+        return pn.Row(sidebar, pn.Column(pn.bind(model_banner, s.param.material), tabs, sizing_mode="stretch_width"),
+                      sizing_mode="stretch_width")

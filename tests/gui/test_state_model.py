@@ -1,0 +1,77 @@
+"""Model-dependent parts of the session state (bands, |ψ|², parity, ladder, exports), headless."""
+import io
+
+import numpy as np
+import pytest
+from ase.io import read
+
+from wander_gui.gui.state import MoireState
+from wander_gui.gui import app as _app  # noqa: F401  (loads the bokeh plotting extension)
+from wander_gui.gui import views
+
+
+@pytest.fixture(scope="module")
+def session(tiny_model_dir):
+    s = MoireState(model_dir=str(tiny_model_dir))
+    s.build = True
+    return s
+
+
+def test_bands_with_fat_bands_and_dos(session):
+    s = session
+    s.compute_bands = True
+    s.wait(300)
+    assert s.running == "" and s.message.startswith("Bands: gap"), s.message
+    b = s.bands
+    assert b.e_kn.shape[1] == 7 * 11 * 2 and b.layer0_weight_kn.shape == b.e_kn.shape
+    # two layers of 7 formula units: layer-0 weights of all states at one k add up to its 77 orbitals
+    assert b.layer0_weight_kn.sum(axis=1) == pytest.approx(np.full(len(b.kpts_kc), 77.0))
+    for colour in ("gap", "layer"):
+        views.band_plots(b, colour, None, {})  # renders both colourings
+
+
+def test_psi_map_is_normalised(session):
+    s = session
+    s.psi_k, s.psi_band = "K", -1
+    s.compute_psi = True
+    s.wait(300)
+    assert s.psi is not None, s.message
+    assert s.psi["rho"].shape == (len(s.atoms),) and s.psi["rho"].sum() == pytest.approx(1.0)
+    views.psi_plots(s.psi)
+
+
+def test_parity_and_ladder(session):
+    s = session
+    s.compute_parity = True
+    s.wait(300)
+    assert s.parity is not None, s.message
+    assert s.parity.forces["all"][0].shape == s.parity.forces["all"][1].shape
+    views.parity_plots(s.parity)
+    s.ladder_max_atoms = 120
+    s.compute_ladder = True
+    s.wait(300)
+    # every exact cell up to 120 atoms, at θ and 60° − θ: 21.79/38.21° (42), 27.80/32.20° (78), 13.17/46.83° (114)
+    assert sorted(r["n_atoms"] for r in s.ladder) == [42, 42, 78, 78, 114, 114]
+    assert sorted(round(r["theta_deg"], 2) for r in s.ladder) == [13.17, 21.79, 27.8, 32.2, 38.21, 46.83]
+    assert all(r["width_eV"] > 0 for r in s.ladder)
+    views.ladder_plot(s.ladder, 21.79)
+
+
+def test_exports(session):
+    s = session
+    col = views.export_widgets(s)
+    downloads = {w.filename: w for w in col if hasattr(w, "callback")}
+    a = read(io.StringIO(downloads["structure.extxyz"].callback().read().decode()), format="extxyz")
+    assert len(a) == len(s.atoms)
+    assert b"ATOM" not in downloads["POSCAR"].callback().read()[:0]
+    z = np.load(downloads["bands.npz"].callback())
+    assert z["eps_eV"].shape == s.bands.e_kn.shape
+    csv = downloads["bands.csv"].callback().read().decode().splitlines()
+    assert len(csv) == len(s.bands.kpts_kc) + 1
+    hr = downloads["wander_hr.dat"].callback().read().decode().splitlines()
+    assert int(hr[1]) == 7 * 11 * 2  # num_wann
+
+
+def test_dashboard_with_results_renders(session):
+    d = views.Dashboard(session)
+    d.__panel__()
