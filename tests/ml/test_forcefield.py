@@ -9,10 +9,10 @@ from wander_gui.ml.forcefield import ForceField, switch
 from wander_gui.ml.graph import atoms_to_graph
 
 
-@pytest.fixture(scope="module")
-def model():
+@pytest.fixture(scope="module", params=[False, True], ids=["neighbour-embedding", "pair-embedding"])
+def model(request):
     torch.manual_seed(1)
-    m = ForceField().double()
+    m = ForceField(pair_embedding=request.param).double()
     # non-trivial normalisation and references, as after fitting
     m.d_mean.normal_(0, 0.01)
     m.e_ref[:] = torch.tensor([-10.0, -5.0])

@@ -7,7 +7,8 @@ neighbour j of atom i within R_c, the generalised coordinate
 
 carries the paper's (1/R, x/R², y/R², z/R²) inputs multiplied by a switching function
 sw that goes smoothly (C²) from 1 at R_s to 0 at R_c, so nothing jumps when neighbours
-cross the cutoff. An embedding net G_t(s) (per neighbour species t, tanh, standardised input)
+cross the cutoff. An embedding net G(s) (per neighbour species, or per centre–neighbour
+species pair with ``pair_embedding`` as in DeePMD's default; tanh, standardised input)
 gives M1 channels;
 T_i = (1/N_c) Σ_j G(s_ij) ⊗ R̃_ij (M1 × 4) and the descriptor D_i = T_i T_iᵀ[:, :M2]
 is invariant to rotations (R̃ → R̃ diag(1, R)), translations and permutations.
@@ -47,13 +48,16 @@ class Descriptor(nn.Module):
     """Smooth se_e2_a descriptor; returns D_i (N, M1·M2) and the radial inputs."""
 
     def __init__(self, r_c: float = 5.2, r_s: float = 4.7, m1: int = 16, m2: int = 4,
-                 embed=(16, 16), n_norm: float = 10.0):
+                 embed=(16, 16), n_norm: float = 10.0, pair_embedding: bool = False):
         super().__init__()
         self.r_c, self.r_s, self.m1, self.m2, self.n_norm = r_c, r_s, m1, m2, n_norm
+        self.pair_embedding = pair_embedding
         # embedding inputs are standardised (DeePMD does the same): s -> (s - mean) / std
         self.register_buffer("s_mean", torch.zeros(N_SPECIES))
         self.register_buffer("s_std", torch.ones(N_SPECIES))
-        self.embed = nn.ModuleList([mlp((1, *embed, m1), act=nn.Tanh, last_act=True) for _ in range(N_SPECIES)])
+        # one embedding net per neighbour species, or per (centre, neighbour) species pair
+        n_nets = N_SPECIES * N_SPECIES if pair_embedding else N_SPECIES
+        self.embed = nn.ModuleList([mlp((1, *embed, m1), act=nn.Tanh, last_act=True) for _ in range(n_nets)])
 
     @property
     def dim(self) -> int:
@@ -66,9 +70,11 @@ class Descriptor(nn.Module):
         Rt = torch.cat([s[:, None], s[:, None] * vec / r[:, None]], dim=1)  # (P, 4)
         G = torch.zeros(len(r), self.m1, dtype=vec.dtype, device=vec.device)
         sj = g.species[g.edge_j]
-        for t, net in enumerate(self.embed):
-            m = sj == t
+        net_of_edge = g.species[g.edge_i] * N_SPECIES + sj if self.pair_embedding else sj
+        for k, net in enumerate(self.embed):
+            m = net_of_edge == k
             if m.any():
+                t = k % N_SPECIES  # neighbour species: its input standardisation
                 G[m] = net(((s[m] - self.s_mean[t]) / self.s_std[t])[:, None])
         outer = G[:, :, None] * Rt[:, None, :]  # (P, M1, 4)
         T = torch.zeros(len(g.pos), self.m1, 4, dtype=vec.dtype, device=vec.device)
@@ -81,10 +87,11 @@ class ForceField(nn.Module):
     """Per-atom energy model; ``forward`` returns energies per structure and per-atom RAER."""
 
     def __init__(self, *, r_c: float = 5.2, r_s: float = 4.7, m1: int = 16, m2: int = 4,
-                 embed=(16, 16), hidden=(64, 32)):
+                 embed=(16, 16), hidden=(64, 32), pair_embedding: bool = False):
         super().__init__()
-        self.config = dict(r_c=r_c, r_s=r_s, m1=m1, m2=m2, embed=list(embed), hidden=list(hidden))
-        self.descriptor = Descriptor(r_c, r_s, m1, m2, embed)
+        self.config = dict(r_c=r_c, r_s=r_s, m1=m1, m2=m2, embed=list(embed), hidden=list(hidden),
+                           pair_embedding=pair_embedding)
+        self.descriptor = Descriptor(r_c, r_s, m1, m2, embed, pair_embedding=pair_embedding)
         d = self.descriptor.dim
         self.register_buffer("d_mean", torch.zeros(N_SPECIES, d))
         self.register_buffer("d_std", torch.ones(N_SPECIES, d))
