@@ -27,7 +27,9 @@ def test_sessions_are_independent():
     assert b.atoms is None and b.snapped["n_atoms"] == 42
 
 
-def test_relax_without_model_says_so():
+def test_relax_without_model_says_so(tmp_path, monkeypatch):
+    from wander_gui import backend
+    monkeypatch.setattr(backend, "PRETRAINED_DIR", tmp_path)  # no manifest: no model installed
     s = MoireState()
     s.build = True
     s.relax = True
@@ -42,7 +44,9 @@ def test_budget_error_is_a_message_not_a_crash():
 
 
 def test_dashboard_renders_without_torch():
-    code = ("import sys; from wander_gui.gui.app import create_app; from wander_gui.gui.views import Dashboard;"
+    # rendering, building and a refused relaxation (no model installed) must not import torch
+    code = ("import sys, pathlib; from wander_gui import backend; backend.PRETRAINED_DIR = pathlib.Path('/nonexistent');"
+            "from wander_gui.gui.app import create_app; from wander_gui.gui.views import Dashboard;"
             "d = Dashboard(); d.state.build = True; d.__panel__(); d.state.relax = True;"
             "print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
