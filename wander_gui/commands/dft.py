@@ -22,6 +22,9 @@ def add_arguments(p) -> None:
     v = sub.add_parser("validation", help="compute the twisted validation cells (resumable)")
     v.add_argument("--names", nargs="*", default=None)
     v.add_argument("--no-wannier", action="store_true")
+    c = sub.add_parser("convergence", help="forces at 450 eV and on a 2x denser k mesh vs the stored reference")
+    c.add_argument("names", nargs="+", help="dataset configurations, e.g. c0000-1x1-R")
+    c.add_argument("--data", default="pretrained/dataset")
 
 
 def run(args) -> int:
@@ -29,6 +32,14 @@ def run(args) -> int:
 
     from wander_gui.core.io import read_structure
     from wander_gui.dft.settings import QUICK, DFTSettings
+    if args.action == "convergence":
+        import json
+
+        from wander_gui.dft.convergence import check_convergence
+        res = check_convergence(args.names, dataset=args.data)
+        for r in res.values():
+            print(json.dumps(r))
+        return 0
     if args.action == "validation":
         from wander_gui.dft.validation import run_validation
         run_validation(names=args.names, wannier=not args.no_wannier)
