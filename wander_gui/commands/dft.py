@@ -22,6 +22,8 @@ def add_arguments(p) -> None:
     v = sub.add_parser("validation", help="compute the twisted validation cells (resumable)")
     v.add_argument("--names", nargs="*", default=None)
     v.add_argument("--no-wannier", action="store_true")
+    v.add_argument("--relax", action="store_true",
+                   help="also the fixed-cell DFT relaxation (fmax 0.02 eV/Å; hours, resumable)")
     c = sub.add_parser("convergence", help="forces at 450 eV and on a 2x denser k mesh vs the stored reference")
     c.add_argument("names", nargs="+", help="dataset configurations, e.g. c0000-1x1-R")
     c.add_argument("--data", default="pretrained/dataset")
@@ -42,7 +44,7 @@ def run(args) -> int:
         return 0
     if args.action == "validation":
         from wander_gui.dft.validation import run_validation
-        run_validation(names=args.names, wannier=not args.no_wannier)
+        run_validation(names=args.names, wannier=not args.no_wannier, relax=args.relax)
         return 0
     atoms = read_structure(args.structure)
     settings = QUICK if args.quick else DFTSettings()

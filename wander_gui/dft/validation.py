@@ -92,11 +92,33 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
     return arrays
 
 
+def relax_reference(name: str, out="pretrained/validation", work="work_dft/validation", *,
+                    fmax: float = 0.02, steps: int = 200) -> dict:
+    """Fixed-cell DFT relaxation of a validation cell (resumable through its trajectory in
+    ``work``); the final positions, step count and wall times go into its result.npz."""
+    import json
+
+    from wander_gui.dft.relax import dft_relax
+    atoms = cell_atoms(name)
+    r = dft_relax(atoms, Path(work) / name / "relax", fmax=fmax, steps=steps)
+    res_path = Path(out) / name / "result.npz"
+    arrays = dict(np.load(res_path)) if res_path.exists() else structure_arrays(atoms)
+    times = json.loads((Path(work) / name / "relax" / "steps.json").read_text())
+    arrays.update(relaxed_positions=r["atoms"].positions.astype(np.float32),
+                  relax_converged=np.bool_(r["converged"]), relax_fmax=np.float32(r["fmax"]),
+                  relax_steps=np.int32(len(times)),
+                  relax_seconds=np.float64(sum(t["seconds"] for t in times)))
+    save_chunk(res_path, arrays)
+    return r
+
+
 def run_validation(out="pretrained/validation", work="work_dft/validation", *, names=None,
-                   wannier: bool = True) -> None:
+                   wannier: bool = True, relax: bool = False) -> None:
     for name in names or list(CELLS):
         log.info("validation cell %s", name)
         single_point(cell_atoms(name), Path(out) / name, Path(work) / name, wannier=wannier)
+        if relax:
+            relax_reference(name, out, work)
 
 
 def validation_info(out="pretrained/validation") -> tuple[list, dict]:
