@@ -84,6 +84,12 @@ def test_displacement_zero_for_flat_and_correct_for_known_corrugation():
     gx, gy, grid = displacement_map(b, 0, n=24)
     assert np.nanmax(np.abs(grid)) <= amp + 1e-9
     assert np.nanmax(grid) - np.nanmin(grid) > amp  # the map resolves the bump
+    # tiled over 2×2 moiré cells: four copies, on coordinates shifted by the cell vectors
+    tx, ty, tiled = displacement_map(b, 0, n=24, repeat=2)
+    assert tiled.shape == (48, 48)
+    assert np.allclose(tiled[24:, 24:], grid, equal_nan=True) and np.allclose(tiled[:24, 24:], grid, equal_nan=True)
+    a1, a2 = b.cell.array[0, :2], b.cell.array[1, :2]
+    assert np.allclose(tx[24:, 24:] - gx, a1[0] + a2[0]) and np.allclose(ty[24:, 24:] - gy, a1[1] + a2[1])
 
 
 def test_bad_input(perturbed):

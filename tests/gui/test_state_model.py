@@ -75,3 +75,13 @@ def test_exports(session):
 def test_dashboard_with_results_renders(session):
     d = views.Dashboard(session)
     d.__panel__()
+
+
+def test_relaxation_maps_with_dft_reference_and_tiling(session):
+    a = session.atoms
+    trace = [(0, -1.0, 0.5), (1, -1.1, 0.2)]
+    ref = {"relaxed_positions": a.positions + np.array([0, 0, 0.01])}
+    for tile in (False, True):
+        col = views.relax_plots(a, trace, None, ref, tile)
+        layout = col[0].object
+        assert len(layout) == 4  # ML and DFT maps of both layers, one colour scale

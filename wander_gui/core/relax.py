@@ -75,11 +75,16 @@ def corrugation(atoms) -> list[float]:
     return [float(d.max() - d.min()) for d in dz]
 
 
-def displacement_map(atoms, layer: int, *, n: int = 48):
+def displacement_map(atoms, layer: int, *, n: int = 48, repeat: int = 1):
     """Interpolated z − ⟨z⟩ of one layer's metal plane on an n × n grid of fractional
-    coordinates of the moiré cell (periodic linear interpolation). Returns (x, y, dz) in Å."""
+    coordinates of the moiré cell (periodic linear interpolation), tiled over ``repeat`` ×
+    ``repeat`` cells. Returns (x, y, dz) in Å, each (repeat·n, repeat·n)."""
     metal = _metal(atoms)
     gx, gy, z = _plane_map(atoms, layer, n, metal)
+    if repeat > 1:
+        g = (np.arange(repeat * n) + 0.5) / n
+        gx, gy = np.meshgrid(g, g, indexing="xy")
+        z = np.tile(z, (repeat, repeat))
     sel = (ensure_layers(atoms) == layer) & (np.array(atoms.get_chemical_symbols()) == metal)
     cart = np.stack([gx, gy], -1) @ atoms.cell.array[:2, :2]
     return cart[..., 0], cart[..., 1], z - atoms.positions[sel, 2].mean()

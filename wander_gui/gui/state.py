@@ -33,6 +33,7 @@ class MoireState(param.Parameterized):
     fmax = param.Number(default=0.01, bounds=(1e-4, 1.0), doc="force threshold (eV/Å)")
     steps = param.Integer(default=300, bounds=(1, 100_000), doc="maximum relaxation steps")
     model_dir = param.String(default="", doc="model directory (empty: the shipped pretrained model)")
+    tile_maps = param.Boolean(default=False, doc="show the relaxation maps over 2×2 moiré cells")
     band_colour = param.Selector(default="gap", objects=["gap", "layer"],
                                  doc="colour bands by distance to the gap or by layer weight (fat bands)")
     psi_k = param.Selector(default="K", objects=["G", "M", "K"], label="|ψ|² at k", doc="k-point of the |ψ|² map")

@@ -36,21 +36,26 @@ def structure_plots(atoms):
                      pn.pane.HoloViews(side, sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
 
-def relax_plots(atoms, trace, dz):
+def relax_plots(atoms, trace, dz, reference=None, tile=False):
     if atoms is None or not trace:
         return pn.pane.Markdown("Relaxation maps appear here while a relaxation runs.")
     steps, e, f = (np.array(x) for x in zip(*trace))
     traces = (hv.Curve((steps, e), "step", "energy (eV)").opts(responsive=True, height=220, title="energy")
               + hv.Curve((steps, f), "step", "fmax (eV/Å)").opts(responsive=True, height=220, logy=True,
                                                                title="max force"))
+    dft = None
+    if reference is not None and "relaxed_positions" in reference:
+        dft = atoms.copy()
+        dft.positions = reference["relaxed_positions"]
     maps = []
-    lim = max(1e-3, max(float(np.nanmax(np.abs(d))) for d in dz)) if dz else 1e-3
-    for layer in (0, 1):
-        gx, gy, grid = backend.displacement_map(atoms, layer, n=40)
+    grids = {(src, layer): backend.displacement_map(a, layer, n=40, repeat=2 if tile else 1)
+             for src, a in (("ML", atoms), ("DFT", dft)) if a is not None for layer in (0, 1)}
+    lim = max(1e-3, max(float(np.nanmax(np.abs(g[2]))) for g in grids.values()))  # one colour scale
+    for (src, layer), (gx, gy, grid) in grids.items():
         qm = hv.QuadMesh((gx, gy, grid), ["x (Å)", "y (Å)"], "dz (Å)")
         maps.append(qm.opts(cmap="RdBu_r", clim=(-lim, lim), colorbar=True, aspect="equal", responsive=True,
-                            min_height=300, title=f"layer {layer}: z − ⟨z⟩ (metal plane)"))
-    return pn.Column(pn.pane.HoloViews(maps[0] + maps[1], sizing_mode="stretch_width"),
+                            min_height=300, title=f"{src} layer {layer}: z − ⟨z⟩ (metal plane)"))
+    return pn.Column(pn.pane.HoloViews(hv.Layout(maps).cols(2), sizing_mode="stretch_width"),
                      pn.pane.HoloViews(traces, sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
 
@@ -258,7 +263,10 @@ class Dashboard(pn.viewable.Viewer):
                                        default_layout=pn.Row),
                               pn.bind(ladder_plot, s.param.ladder, theta_now), sizing_mode="stretch_width")
         tabs = pn.Tabs(("Structure", pn.Column(ref_note, pn.bind(structure_plots, s.param.atoms))),
-                       ("Relaxation", pn.bind(relax_plots, s.param.atoms, s.param.relax_trace, s.param.dz)),
+                       ("Relaxation", pn.Column(pn.Param(s, parameters=["tile_maps"], show_name=False),
+                                                pn.bind(relax_plots, s.param.atoms, s.param.relax_trace, s.param.dz,
+                                                        s.param.reference, s.param.tile_maps),
+                                                sizing_mode="stretch_width")),
                        ("Bands", bands_tab), ("Parity", parity_tab), ("Teaching", teach_tab),
                        dynamic=True, sizing_mode="stretch_width")
         return pn.Row(sidebar, pn.Column(pn.bind(model_banner, s.param.material), tabs, sizing_mode="stretch_width"),
