@@ -19,6 +19,39 @@ UNITS = {"energy": "eV", "forces": "eV/Å", "hamiltonian": "eV (vacuum level = 0
 ORBITALS = "Mo: d_z², d_xz, d_yz, d_x²−y², d_xy; S: p_x, p_y, p_z (real, global Cartesian axes)"
 
 
+def validation_metrics(model, validation_dir) -> dict:
+    """Errors on the twisted validation cells (never trained on): forces; H by category and
+    near-gap bands (aligned at the VBM) where the DFT result has them."""
+    import numpy as np
+    from ase import Atoms
+
+    from wander_gui.dft.validation import CELLS, load_result
+    from wander_gui.ml.data import Sample
+    from wander_gui.ml.parity import parity
+    out = {}
+    for name in CELLS:
+        r = load_result(Path(validation_dir), name)
+        if r is None or "forces" not in r:
+            continue
+        a = Atoms(numbers=r["numbers"], positions=r["positions"], cell=r["cell"], pbc=(True, True, False))
+        a.set_array("layer", r["layer"].astype(np.int64))
+        res = parity(model, [Sample(name, a, float(r["energy"]), r["forces"].astype(float), r)]).summary()
+        entry = {"atoms": len(a), "force_mae_meV_per_A": res["forces"]["all"]["mae_meV_per_A"],
+                 "dft_fmax_eV_per_A": float(np.abs(r["forces"]).max())}
+        entry.update({f"h_{k}": v for k, v in res["hamiltonian"].items() if v and " " not in k})
+        if "bands_eV" in r and model.hm is not None:
+            from wander_gui import backend
+            from wander_gui.electronic.bands import compute_bands
+            from wander_gui.electronic.hamiltonian import TBHamiltonian
+            from wander_gui.ml.predict import predict_blocks
+            ref = backend.reference_bands(r)
+            p = predict_blocks(model.ff, model.hm, a)
+            tb = TBHamiltonian.from_pair_blocks(a, p.ij, p.shift, p.blocks, p.offsets, p.counts)
+            entry["bands"] = backend.band_errors(compute_bands(tb, ref.kpts_kc), ref)
+        out[name] = entry
+    return out
+
+
 def _fmt(x, nd=1):
     return "–" if x is None else f"{x:.{nd}f}"
 
@@ -49,6 +82,17 @@ def model_card_section(entry: dict) -> str:
                 if isinstance(v, dict) and "mae_meV" in v:
                     lines.append(f"| {cat} | {part} | {_fmt(v['mae_meV'], 2)} | {_fmt(v.get('r2'), 3)} | "
                                  f"{v.get('n', '–')} |")
+    val = m.get("validation") or {}
+    if val:
+        lines += ["", "| twisted validation cell (never trained on) | atoms | force MAE (meV/Å) | DFT fmax (eV/Å) | "
+                  "H MAE on-site / intra / inter (meV) | near-gap band MAE (meV) | gap error (meV) |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, v in val.items():
+            h = " / ".join(_fmt((v.get(f"h_{c}") or {}).get("mae_meV")) for c in ("onsite", "intra", "inter"))
+            b = v.get("bands") or {}
+            lines.append(f"| {name} | {v['atoms']} | {_fmt(v['force_mae_meV_per_A'])} | "
+                         f"{_fmt(v['dft_fmax_eV_per_A'], 3)} | {h} | {_fmt(b.get('mae_meV'))} | "
+                         f"{_fmt(b.get('gap_error_meV'))} |")
     lines += ["", f"<!-- /model:{entry['name']} -->"]
     return "\n".join(lines)
 
@@ -86,13 +130,16 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
         if mfile.exists():
             metrics[key] = json.loads(mfile.read_text())
     info = dataset_info(dataset_dir)
+    from wander_gui.ml.registry import load_model
+    val = validation_metrics(load_model(directory=run_dir), Path(dataset_dir).parent / "validation")
     cfg = metrics.get("ff", {}).get("config", {})
     entry = {"name": name, "material": material, "created": time.strftime("%Y-%m-%d"),
              "description": description, "files": files, "units": UNITS, "orbitals": ORBITALS,
              "level_of_theory": info["level_of_theory"], "seed": cfg.get("seed"),
              "config": {k: v.get("config") for k, v in metrics.items()},
              "training_data": {k: info[k] for k in ("n_configs", "n_hamiltonian_configs", "n_atoms_total")},
-             "metrics": {k: {p: v.get(p) for p in ("train", "val", "test")} for k, v in metrics.items()}}
+             "metrics": {**{k: {p: v.get(p) for p in ("train", "val", "test")} for k, v in metrics.items()},
+                         "validation": val}}
     manifest = pre / "manifest.json"
     data = json.loads(manifest.read_text()) if manifest.exists() else {"models": []}
     data["models"] = [entry] + [m for m in data["models"] if m["name"] != name]

@@ -1,0 +1,38 @@
+"""Publishing a trained model: weights + manifest (sha256, metrics) + model card, then loading it."""
+import json
+import shutil
+
+import pytest
+
+from wander_gui.errors import ModelError
+from wander_gui.ml import publish, registry
+
+
+def test_publish_then_load_by_name(tiny_model_dir, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model_dir, run)
+    pre = tmp_path / "pretrained"
+    shutil.copytree("pretrained/dataset", pre / "dataset")
+    if (registry.PRETRAINED / "validation").exists():
+        shutil.copytree(registry.PRETRAINED / "validation", pre / "validation")
+    entry = publish.publish(run, "mos2-test", pretrained_dir=pre, dataset_dir=pre / "dataset",
+                            description="tiny test model")
+    manifest = json.loads((pre / "manifest.json").read_text())
+    assert manifest["models"][0]["name"] == "mos2-test"
+    assert entry["files"]["ff"]["sha256"] == registry.sha256(pre / "mos2-test" / "ff.pt")
+    assert entry["metrics"]["ff"]["train"]["n"] > 0 and "force_mae_meV_per_A" in entry["metrics"]["ff"]["train"]
+    card = (pre / "README.md").read_text()
+    assert "<!-- model:mos2-test -->" in card and "force MAE" in card
+    if (pre / "validation" / "tw21.79-R" / "result.npz").exists():
+        assert entry["metrics"]["validation"]["tw21.79-R"]["atoms"] == 42
+        assert "tw21.79-R" in card
+    # publishing again replaces the entry and the card section instead of duplicating them
+    publish.publish(run, "mos2-test", pretrained_dir=pre, dataset_dir=pre / "dataset")
+    assert len(json.loads((pre / "manifest.json").read_text())["models"]) == 1
+    assert (pre / "README.md").read_text().count("<!-- model:mos2-test -->") == 1
+    monkeypatch.setattr(registry, "PRETRAINED", pre)
+    m = registry.load_model("mos2-test")
+    assert m.name == "mos2-test" and m.hm is not None
+    (pre / "mos2-test" / "h.pt").write_bytes(b"corrupt")
+    with pytest.raises(ModelError, match="corrupt"):
+        registry.load_model("mos2-test")
