@@ -27,6 +27,8 @@ def add_arguments(p) -> None:
     c = sub.add_parser("convergence", help="forces at 450 eV and on a 2x denser k mesh vs the stored reference")
     c.add_argument("names", nargs="+", help="dataset configurations, e.g. c0000-1x1-R")
     c.add_argument("--data", default="pretrained/dataset")
+    c.add_argument("--variants", nargs="+", default=["ecut450", "k2x"], choices=["ecut450", "k2x", "k3x"],
+                   help="ecut450: 450 eV; k2x / k3x: twice / three times the k-point density")
 
 
 def run(args) -> int:
@@ -38,7 +40,7 @@ def run(args) -> int:
         import json
 
         from wander_gui.dft.convergence import check_convergence
-        res = check_convergence(args.names, dataset=args.data)
+        res = check_convergence(args.names, dataset=args.data, variants=args.variants)
         for r in res.values():
             print(json.dumps(r))
         return 0
