@@ -34,13 +34,15 @@ def main():
     ap.add_argument("--model-dir", default=None)
     ap.add_argument("--skip-10k", action="store_true", help="skip the ~1e4-atom relaxation (up to 15+ min)")
     ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--max-m", type=int, default=72, help="largest (m, m+1) cell of the force-cost scan "
+                    "(72: 94,614 atoms; needs a quiet machine with most of its 24 GB free)")
     args = ap.parse_args()
     calc = backend.calculator(model_dir=args.model_dir)
     name = backend.get_model(None, args.model_dir).name
     rows = []
     # force cost vs size: (m, m+1) cells of 1302 ... ~1e5 atoms
     sizes, times = [], []
-    for m in (8, 23, 40, 72):
+    for m in [m for m in (8, 23, 40, 72) if m <= args.max_m]:
         a = build_twisted(mn=(m, m + 1), max_atoms=200_000)
         a.calc = calc
         a.get_forces()  # warm-up (neighbour list, allocation)
