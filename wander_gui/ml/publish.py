@@ -72,7 +72,7 @@ def model_card_section(entry: dict) -> str:
             lines.append(f"| {part} | {r['n']} | {_fmt(r['energy_mae_meV_per_atom'], 2)} | "
                          f"{_fmt(r['force_mae_meV_per_A'])} | {_fmt(r['force_rmse_meV_per_A'])} |")
     if m.get("h"):
-        lines += ["", "| Hamiltonian (elements with |H| > 1 meV) | split | MAE (meV) | R² | n elements |",
+        lines += ["", "| Hamiltonian (elements with \\|H\\| > 1 meV) | split | MAE (meV) | R² | n elements |",
                   "|---|---|---|---|---|"]
         for part in ("train", "val", "test"):
             r = m["h"].get(part)

@@ -144,7 +144,8 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
     hm = HamiltonianModel(latent_dim=ff.latent_dim, desc_dim=ff.descriptor.dim, **cfg.model).double()
     exs = {s.name: prepare(s, ff, hm.config["r_max"]) for s in labelled}
     train = [exs[n] for n in exs if parts[n] == "train"] or list(exs.values())[:1]
-    val = [exs[n] for n in exs if parts[n] == "val"] or train
+    real_val = [exs[n] for n in exs if parts[n] == "val"]
+    val = real_val or train  # early stopping needs something; reported only if it is a real split
     test = [exs[n] for n in exs if parts[n] == "test"]
     Z = torch.cat([e.Z for e in train])
     sp = torch.cat([e.species for e in train])
@@ -182,7 +183,7 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
             break
     ck = torch.load(out_dir / "h_best.pt", weights_only=True)
     hm.load_state_dict(ck["state_dict"])
-    metrics = {"train": errors_by_category(hm, train), "val": errors_by_category(hm, val),
+    metrics = {"train": errors_by_category(hm, train), "val": errors_by_category(hm, val) if real_val else None,
                "test": errors_by_category(hm, test) if test else None, "best_epoch": best_epoch,
                "n_train": len(train), "config": asdict(cfg)}
     (out_dir / "h_metrics.json").write_text(json.dumps(metrics, indent=1))
