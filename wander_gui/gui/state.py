@@ -190,7 +190,9 @@ class MoireState(param.Parameterized):
 
             def finish():
                 self.bands, self.band_error = res, err
-                msg = f"Bands: gap {res.cbm - res.vbm:.3f} eV (VBM {res.vbm:.3f}, CBM {res.cbm:.3f} eV)"
+                gap = res.cbm - res.vbm
+                msg = (f"Bands: gap {gap:.3f} eV (VBM {res.vbm:.3f}, CBM {res.cbm:.3f} eV)" if gap > 0 else
+                       f"Bands: no gap — the model's valence and conduction bands overlap by {-gap:.3f} eV")
                 if err:
                     msg += (f"; vs DFT: near-gap MAE {err['mae_meV']:.0f} meV, gap error "
                             f"{err['gap_error_meV']:+.0f} meV")
