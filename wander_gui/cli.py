@@ -42,6 +42,9 @@ def main(argv=None) -> int:
     except WanderError as exc:
         print(f"wander {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"wander {args.command}: interrupted", file=sys.stderr)
         return 130

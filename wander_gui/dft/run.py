@@ -192,7 +192,14 @@ def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | Non
         cm, atoms, frozen=(frozen[0] + vacuum, frozen[1] + vacuum), outer=(outer[0] + vacuum, outer[1] + vacuum),
         n1=m0, n2=nb, metal=mat.metal, workdir=workdir, num_iter=0, energy_shift=vacuum)
     offsets, counts = orbital_offsets(atoms.get_chemical_symbols(), mat.metal)
-    pairs, imag = real_space_pairs(H_k, kpts, mesh, atoms, offsets, counts, r_max=r_max)
+    # GPAW (hence the Bloch sums of the projections) puts every atom into the home cell: pair
+    # shifts are found for the wrapped positions, then expressed for the positions as given
+    wrapped = atoms.copy()
+    wrapped.wrap()
+    cell_shift = np.rint(np.linalg.solve(atoms.cell.array.T, (wrapped.positions - atoms.positions).T).T)
+    cell_shift = cell_shift.astype(np.int64)
+    pairs, imag = real_space_pairs(H_k, kpts, mesh, wrapped, offsets, counts, r_max=r_max)
+    pairs.shift = pairs.shift + cell_shift[pairs.ij[:, 1]] - cell_shift[pairs.ij[:, 0]]
     kw = dict(manifold_start=m0, offsets=offsets, counts=counts, n_orb=int(counts.sum()))
     fid_gap, fid_gap_mae = band_fidelity(pairs, check, ec, window=(vbm - 1.0, cbm + 1.0), **kw)
     fid_frozen, _ = band_fidelity(pairs, check, ec, window=frozen, **kw)
