@@ -180,8 +180,8 @@ def paw_overlaps(calc, *, n1: int, n2: int, projections: dict[str, str]):
         return u.reshape(nb, -1), P
 
     I_a = np.cumsum([0] + [s.ni for s in setups])
-    dv = abs(np.linalg.det(calc.atoms.cell.array)) / np.prod(
-        calc.get_pseudo_wave_function(band=0, kpt=0, periodic=True).shape)
+    grid = calc.get_pseudo_wave_function(band=0, kpt=0, periodic=True).shape
+    dv = abs(np.linalg.det(calc.atoms.cell.array)) / np.prod(grid)
     M = np.empty((kd.nbzkpts, len(directions), nb, nb), complex)
     A = np.empty((kd.nbzkpts, nw, nb), complex)
     for k1 in range(kd.nbzkpts):
@@ -195,8 +195,7 @@ def paw_overlaps(calc, *, n1: int, n2: int, projections: dict[str, str]):
             u2, P2 = state(k2)
             if G.any():
                 if frac_grid is None:
-                    shp = calc.get_pseudo_wave_function(band=0, kpt=0, periodic=True).shape
-                    frac_grid = np.stack(np.meshgrid(*[np.arange(n) / n for n in shp], indexing="ij"), -1)
+                    frac_grid = np.stack(np.meshgrid(*[np.arange(n) / n for n in grid], indexing="ij"), -1)
                 u2 = u2 * np.exp(-2j * np.pi * (frac_grid @ G)).ravel()[None, :]
             Mk = (u1.conj() @ u2.T) * dv
             b_frac = np.array(direction) / size

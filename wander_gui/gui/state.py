@@ -124,9 +124,9 @@ class MoireState(param.Parameterized):
     def _done(self):
         self.running = ""
 
-    def _ready_for_model(self) -> bool:
-        """A cell exists and a model is available; otherwise say why."""
-        if self.atoms is None:
+    def _ready_for_model(self, *, need_cell: bool = True) -> bool:
+        """A model is available (and a cell exists, if ``need_cell``); otherwise say why."""
+        if need_cell and self.atoms is None:
             self.message = "Build a cell first."
             return False
         status = backend.model_status(self.material)
@@ -226,9 +226,7 @@ class MoireState(param.Parameterized):
 
     @param.depends("compute_parity", watch=True)
     def _parity(self):
-        status = backend.model_status(self.material)
-        if not self.model_dir and not status.available:
-            self.message = status.message
+        if not self._ready_for_model(need_cell=False):
             return
         self.running = "parity"
 
@@ -243,9 +241,7 @@ class MoireState(param.Parameterized):
 
     @param.depends("compute_ladder", watch=True)
     def _ladder(self):
-        status = backend.model_status(self.material)
-        if not self.model_dir and not status.available:
-            self.message = status.message
+        if not self._ready_for_model(need_cell=False):
             return
         stacking, max_atoms = self.stacking, self.ladder_max_atoms
         self.running = "band-width ladder"
