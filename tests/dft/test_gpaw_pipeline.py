@@ -72,6 +72,45 @@ def test_wannier_mapping_and_fidelity(tiny_wannier):
     assert lab.frozen[1] >= lab.cbm + 1.0 - 1e-9  # frozen window covers CBM + 1 eV (mesh CBM >= true CBM)
 
 
+@pytest.fixture(scope="module")
+def shifted_wannier(tmp_path_factory):
+    """A rigid shift puts the first Mo just outside the cell (GPAW wraps it back): the labels
+    must still refer to the positions as given."""
+    from wander_gui.dft.run import wannier_label
+    atoms = build_aligned("MoS2", "H", supercell=1, d_interlayer=6.3)
+    atoms.positions[:, :2] -= 0.03
+    assert np.linalg.solve(atoms.cell.array.T, atoms.positions[0])[0] < 0
+    work = tmp_path_factory.mktemp("shifted")
+    res = scf(atoms, TINY, txt=str(work / "scf.txt"))
+    lab = wannier_label(res.calc, atoms, vacuum=res.vacuum, mesh=(4, 4), workdir=work, txt=str(work / "nscf.txt"))
+    return atoms, res, lab
+
+
+def test_symmetry_related_bonds_have_rotated_blocks(shifted_wannier):
+    """The three Mo–S bonds to the upper S of a C3-symmetric cell carry the same block in
+    their bond frames: orbitals and lattice vectors are assigned consistently (also for
+    the Mo that GPAW wrapped into the cell)."""
+    from scipy.spatial.transform import Rotation
+
+    from wander_gui.core.orbitals import real_harmonic_rotation
+    atoms, _, lab = shifted_wannier
+    assert lab.hopping_centroid_max < 0.1
+    p = lab.pairs
+    vec = atoms.positions[p.ij[:, 1]] + p.shift @ atoms.cell.array - atoms.positions[p.ij[:, 0]]
+    d = np.linalg.norm(vec, axis=1)
+    up = atoms.positions[0, 2] + 1.0
+    sel = np.flatnonzero((p.ij[:, 0] == 0) & (d < 2.7) & (atoms.positions[p.ij[:, 1], 2] > up - 2.5)
+                         & (vec[:, 2] > 0) & (atoms.arrays["layer"][p.ij[:, 1]] == atoms.arrays["layer"][0]))
+    assert len(sel) == 3
+    rotated = []
+    for k in sel:
+        R = Rotation.from_euler("z", -np.arctan2(vec[k, 1], vec[k, 0])).as_matrix()
+        rotated.append(real_harmonic_rotation(R, 2) @ p.block[k][:5, :3] @ R.T)
+    assert np.abs(rotated[0]).max() > 0.3  # a real nearest-neighbour hopping
+    for b in rotated[1:]:
+        assert np.abs(b - rotated[0]).max() < 0.02
+
+
 def test_dft_single_point_command_quick_is_labelled(tmp_path):
     import subprocess
     import sys

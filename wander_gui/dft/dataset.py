@@ -22,14 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from wander_gui.dft.sampling import ConfigSpec, build_config, config_spec
-from wander_gui.dft.settings import LEVEL_OF_THEORY, WANNIER_VERSION, DFTSettings
+from wander_gui.dft.settings import HOPPING_CENTROID_LIMIT, LEVEL_OF_THEORY, WANNIER_VERSION, DFTSettings
 from wander_gui.errors import ConvergenceError, DataError, WanderError
 
 log = logging.getLogger(__name__)
 #: chunk arrays that belong to the Wannier label (dropped together when a label is outdated)
 WANNIER_KEYS = frozenset({"pair_ij", "pair_shift", "pair_values", "wannier_version", "wf_centres", "wf_spreads",
                           "fidelity_near_gap_eV", "fidelity_near_gap_mae_eV", "fidelity_frozen_eV", "h_imag_max",
-                          "frozen_window", "wannier_mesh", "vbm", "cbm", "wannier_seconds", "centre_offset_max"})
+                          "frozen_window", "wannier_mesh", "vbm", "cbm", "wannier_seconds", "centre_offset_max",
+                          "hopping_centroid_max"})
 FIDELITY_LIMIT_EV = 0.025  # eV, largest near-gap band error at off-mesh k (the mean error is ~5x lower)
 
 
@@ -163,6 +164,10 @@ def wannier_arrays(calc, atoms, vacuum: float, work: Path, name: str, txt: str) 
     if lab.centre_offset_max > 0.5:
         raise ConvergenceError(f"a Wannier centre is {lab.centre_offset_max:.2f} Å from its atom (limit 0.5 Å): "
                                "orbital-to-atom mapping not verified")
+    if lab.hopping_centroid_max > HOPPING_CENTROID_LIMIT:
+        raise ConvergenceError(f"an atom's hoppings are centred {lab.hopping_centroid_max:.2f} Å away from it "
+                               f"(limit {HOPPING_CENTROID_LIMIT} Å): lattice assignment of its Wannier functions "
+                               "not verified")
     _, counts = orbital_offsets(atoms.get_chemical_symbols(), material_from_elements(atoms.get_chemical_symbols()).metal)
     out = pack_pairs(lab.pairs, counts)
     out.update(wannier_version=np.int16(WANNIER_VERSION),
@@ -172,7 +177,8 @@ def wannier_arrays(calc, atoms, vacuum: float, work: Path, name: str, txt: str) 
                fidelity_frozen_eV=np.float32(lab.fidelity_frozen_eV), h_imag_max=np.float32(lab.imag_max),
                frozen_window=np.array(lab.frozen, np.float32), wannier_mesh=np.array(lab.mesh, np.int16),
                vbm=np.float32(lab.vbm), cbm=np.float32(lab.cbm), wannier_seconds=np.float32(lab.seconds),
-               centre_offset_max=np.float32(lab.centre_offset_max))
+               centre_offset_max=np.float32(lab.centre_offset_max),
+               hopping_centroid_max=np.float32(lab.hopping_centroid_max))
     return out
 
 

@@ -113,6 +113,7 @@ class WannierLabel:
     centres: np.ndarray
     spreads: np.ndarray
     centre_offset_max: float  # largest distance of a WF centre from its atom, Å
+    hopping_centroid_max: float  # largest in-plane |H|²-weighted hopping centroid of an atom, Å
     frozen: tuple
     vacuum: float
     mesh: tuple
@@ -169,7 +170,8 @@ def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | Non
     Wannier90) and a few off-mesh check points. Fidelity = largest |ε_W − ε_DFT| at the
     check points, near the gap ([VBM − 1, CBM + 1] eV) and over the frozen window.
     """
-    from wander_gui.dft.wannier import band_fidelity, real_space_pairs, wannier90_mesh_hamiltonian
+    from wander_gui.dft.wannier import (band_fidelity, hopping_centroid_offsets, real_space_pairs,
+                                        wannier90_mesh_hamiltonian)
     mat = material_from_elements(atoms.get_chemical_symbols())
     mesh = mesh or wannier_mesh(atoms)
     nb, _ = nbands_for(atoms, mat.metal)
@@ -203,14 +205,18 @@ def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | Non
     kw = dict(manifold_start=m0, offsets=offsets, counts=counts, n_orb=int(counts.sum()))
     fid_gap, fid_gap_mae = band_fidelity(pairs, check, ec, window=(vbm - 1.0, cbm + 1.0), **kw)
     fid_frozen, _ = band_fidelity(pairs, check, ec, window=frozen, **kw)
+    # Wannier90's centres are only defined modulo the lattice on coarse meshes: compare them
+    # with the atoms up to in-plane lattice vectors; the lattice assignment of each atom's
+    # functions is verified on the hoppings themselves (hopping_centroid_offsets)
     home = np.repeat(atoms.positions, counts, axis=0)
-    d = centres - home
     cell = atoms.cell.array
-    frac = np.linalg.solve(cell.T, d.T).T
+    frac = np.linalg.solve(cell.T, (centres - home).T).T
     frac[:, :2] -= np.round(frac[:, :2])
     offs = np.linalg.norm(frac @ cell, axis=1)
+    centroid = hopping_centroid_offsets(pairs, atoms)
     return WannierLabel(pairs=pairs, fidelity_near_gap_eV=fid_gap, fidelity_near_gap_mae_eV=fid_gap_mae,
                         fidelity_frozen_eV=fid_frozen,
                         imag_max=imag, centres=centres, spreads=spreads, centre_offset_max=float(offs.max()),
+                        hopping_centroid_max=float(centroid.max()),
                         frozen=frozen, vacuum=vacuum, mesh=mesh, vbm=vbm, cbm=cbm,
                         seconds=time.perf_counter() - t0)

@@ -21,7 +21,11 @@ OUTER_ABOVE_CBM = 4.0   # eV: outer (disentanglement) window top = CBM + this
 #: Version of the Wannier labelling method; labels and Wannier failures of older versions are
 #: recomputed. 1: GPAW's calculate_overlaps (PAW phase bug off the origin) and an outer window
 #: up to the last computed band. 2: our paw_overlaps and a fixed outer window (CBM + 4 eV).
-WANNIER_VERSION = 2
+#: 3: pair shifts of atoms that GPAW wraps into the cell expressed for the positions as given
+#: (version-2 labels of such cells put those atoms' hoppings one lattice vector off), checked
+#: by the in-plane hopping centroid of every atom.
+WANNIER_VERSION = 3
+HOPPING_CENTROID_LIMIT = 0.5  # Å: largest allowed in-plane hopping centroid of an atom
 EXCLUDED_PER_FU = 6     # semicore Mo 4s/4p and chalcogen s bands below the d–p manifold
 WANNIER_PER_FU = 11     # 5 metal d + 2 × 3 chalcogen p
 EXTRA_BANDS_PER_FU = 5  # outer-window states for disentanglement

@@ -7,7 +7,11 @@ import numpy as np
 
 from wander_gui.core.materials import material_from_elements
 from wander_gui.core.orbitals import orbital_offsets
+from ase import Atoms
+
 from wander_gui.dft.dataset import FIDELITY_LIMIT_EV, load_chunks, unpack_pairs
+from wander_gui.dft.settings import HOPPING_CENTROID_LIMIT
+from wander_gui.dft.wannier import PairBlocks, hopping_centroid_offsets
 
 MAX_FORCE = 30.0  # eV/Å: anything larger signals a broken configuration
 MAX_NET_FORCE = 0.05  # eV/Å: |Σ F| per configuration (translation invariance)
@@ -52,6 +56,12 @@ def validate_chunk(c: dict) -> list[str]:
             worst = max(worst, float(np.abs(block[k] - block[p].T).max()))
         if worst > 1e-4:
             out.append(f"{name}: Hamiltonian not Hermitian (max deviation {worst:.2e} eV)")
+        atoms = Atoms(numbers=c["numbers"], positions=c["positions"], cell=c["cell"], pbc=(True, True, False))
+        centroid = hopping_centroid_offsets(PairBlocks(ij, shift, block), atoms).max()
+        if centroid > HOPPING_CENTROID_LIMIT:
+            out.append(f"{name}: an atom's hoppings are centred {centroid:.2f} Å off it (limit "
+                       f"{HOPPING_CENTROID_LIMIT} Å; Wannier version {int(c['wannier_version'])}): lattice "
+                       "assignment wrong, relabel with `wander dataset generate`")
     return out
 
 

@@ -117,6 +117,26 @@ def real_space_pairs(H_kij: np.ndarray, kpts_kc: np.ndarray, mesh: tuple[int, in
                        np.array(bl_out).reshape(-1, 5, 5)), imag_max)
 
 
+def hopping_centroid_offsets(pairs: "PairBlocks", atoms) -> np.ndarray:
+    """In-plane centroid of each atom's hoppings, |Σ_jS w (r_j + S − r_i)_∥| / Σ_jS w with
+    w = ‖H_ij(S)‖², per atom (Å).
+
+    A gauge-free check of the lattice assignment: the hopping cloud of an atom in a layer is
+    centred on it (≈ 0.05 Å in our distorted cells), while functions placed one cell away
+    put it a lattice vector off (≥ 2 Å). Band energies cannot see this error (it is a
+    diagonal phase on that atom's orbitals), so it must be checked on H(R).
+    """
+    a = np.asarray(atoms.positions)
+    vec = a[pairs.ij[:, 1]] + pairs.shift @ atoms.cell.array - a[pairs.ij[:, 0]]
+    w = (np.asarray(pairs.block, dtype=float) ** 2).sum(axis=(1, 2))
+    w[(pairs.ij[:, 0] == pairs.ij[:, 1]) & ~np.any(pairs.shift, axis=1)] = 0.0
+    n = len(a)
+    c = np.zeros((n, 2))
+    np.add.at(c, pairs.ij[:, 0], w[:, None] * vec[:, :2])
+    norm = np.bincount(pairs.ij[:, 0], w, n)
+    return np.linalg.norm(c / np.maximum(norm, 1e-30)[:, None], axis=1)
+
+
 def band_fidelity(pairs: PairBlocks, check_kpts_kc, eps_dft_kn, *, manifold_start: int,
                   window: tuple[float, float], offsets, counts, n_orb: int,
                   margin: float = 0.05) -> tuple[float, float]:

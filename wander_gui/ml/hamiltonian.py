@@ -5,27 +5,103 @@ The physics-informed split of the paper (Qi, Gong, Yan 2025), with the symmetry 
 * on-site block of atom i: f₀(D_i)·I + Σ_k Σ_c g_c(D_i, r_ik, species_k) T_c(r̂_ik) — a
   crystal field summed over neighbours k within the force-field cutoff, with D_i the
   force field's (normalised) input descriptor;
-* intra-layer hopping i→j: Σ_c f_c(RAER_i, RAER_j, r) T_c(r̂_ij);
-* inter-layer hopping i→j: Σ_c f_c(r) T_c(r̂_ij) — relative position only.
+* intra-layer hopping i→j from (RAER_i, RAER_j, relative position r_ij);
+* inter-layer hopping i→j from the relative position r_ij only.
 
-T_c are the two-centre channels of :mod:`wander_gui.ml.equivariant`, so every block rotates
-exactly with the structure. Networks are separate per unordered species pair (Mo–Mo, Mo–S,
-S–S; S–Mo blocks are transposes of Mo–S blocks of the reversed bond, which makes
-H_ji(−R) = H_ij(R)ᵀ hold exactly) and per distance range (short < 6 Å, long ≥ 6 Å, blended
-smoothly over 5.5–6.5 Å so H stays continuous). Hidden layers (64, 32) for on-site and
-intra-layer, (32, 16) for inter-layer, as in the paper.
+Two block forms (``block_form``):
+
+``"frame"`` (default) — each atom carries a *local crystal frame* F_i = (e₁, e₂, n): n is the
+layer normal (from the cell), e₁ the in-plane direction of the trigonal harmonic
+Σ_k w(r_ik) e^{3iφ_ik} of its other-species neighbours in the same layer (the orientation of
+the S triangle around Mo, of the Mo triangle around S), defined up to 120°. A network
+predicts the full orbital block X from the inputs with r_ij written in that frame, and
+the block is rotated back, X → D_li(F) X D_lj(F)ᵀ, averaged over the three equivalent
+frames F·C₃ᵏ. This is the paper's model with its global-frame relative position replaced
+by the layer's own crystal frame: on untwisted data the two coincide, but only the local
+frame follows a rotated (twisted) layer. It is needed because hoppings depend on how the
+bond sits in the crystal, not only on its length: the Mo–Mo bonds at 0° and 60° are
+related by a mirror, not a rotation, and their DFT blocks differ by up to 0.56 eV in the
+bond frame, which no two-centre form can express. Hoppings are
+H_ij = G(i, j, r_ij; F_i) + G′(j, i, −r_ij; F_j)ᵀ with G′ = G for equal species, so
+H_ji(−R) = H_ij(R)ᵀ holds exactly and both atoms' crystal frames enter.
+
+``"sk"`` — two-centre channels only (Σ_c f_c T_c(r̂_ij), see :mod:`wander_gui.ml.equivariant`);
+kept for the ablation and for models trained with it.
+
+Both forms rotate exactly with the structure. Networks are separate per species pair (S–Mo
+blocks are transposes of Mo–S blocks of the reversed bond) and per distance range (short
+< 6 Å, long ≥ 6 Å, blended smoothly over 5.5–6.5 Å so H stays continuous). Hidden layers
+(64, 32) for on-site and intra-layer, (32, 16) for inter-layer, as in the paper.
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from torch import nn
 
-from wander_gui.ml.equivariant import sk_basis
+from wander_gui.ml.equivariant import sk_basis, wigner_d
 from wander_gui.ml.forcefield import mlp, switch
 
 L_OF = (2, 1)  # species 0 = metal (d), 1 = chalcogen (p)
 N_OF = (5, 3)
 PAIR_TYPES = ((0, 0), (0, 1), (1, 1))
+#: neighbours that set an atom's crystal frame: other species, same layer, within this radius (Å)
+FRAME_CUT = (2.9, 3.3)
+
+
+def layer_normal(cell) -> np.ndarray:
+    """Unit normal a₁ × a₂ of a bilayer cell (the periodic plane)."""
+    c = np.asarray(cell, dtype=float)
+    n = np.cross(c[0], c[1])
+    return n / np.linalg.norm(n)
+
+
+def crystal_frames(species, layer, nb_i, nb_j, nb_vec, normal) -> torch.Tensor:
+    """Local crystal frames (N, 3, 3), columns (e₁, e₂, n), of every atom (see module doc).
+
+    e₁ points along the phase of Σ_k w(r_ik) e^{3iφ_ik} / 3 over neighbours k of the other
+    species in the same layer (φ measured in any fixed basis of the plane ⊥ n; the result
+    does not depend on that basis), so the frame rotates with the structure. Defined up to
+    a rotation by 120° about n, which the models average over.
+    """
+    dt, dev = nb_vec.dtype, nb_vec.device
+    n = torch.as_tensor(normal, dtype=dt, device=dev)
+    # a basis (u, v) of the plane ⊥ n, built from n alone
+    helper = torch.tensor([1.0, 0.0, 0.0] if abs(float(n[0])) < 0.9 else [0.0, 1.0, 0.0], dtype=dt, device=dev)
+    u = helper - (helper @ n) * n
+    u = u / u.norm()
+    v = torch.linalg.cross(n, u)
+    sel = (species[nb_i] != species[nb_j]) & (layer[nb_i] == layer[nb_j])
+    r = nb_vec[sel].norm(dim=1)
+    w = switch(r, *FRAME_CUT)
+    phi = torch.atan2(nb_vec[sel] @ v, nb_vec[sel] @ u)
+    N = len(species)
+    re = torch.zeros(N, dtype=dt, device=dev).index_add(0, nb_i[sel], w * torch.cos(3 * phi))
+    im = torch.zeros(N, dtype=dt, device=dev).index_add(0, nb_i[sel], w * torch.sin(3 * phi))
+    phi0 = torch.atan2(im, re) / 3
+    e1 = torch.cos(phi0)[:, None] * u + torch.sin(phi0)[:, None] * v
+    e2 = torch.linalg.cross(n.expand_as(e1), e1)
+    return torch.stack([e1, e2, n.expand_as(e1)], dim=2)
+
+
+def _c3_frames(F: torch.Tensor) -> list[torch.Tensor]:
+    """F·R_z(2πk/3), k = 0, 1, 2: the three equivalent crystal frames."""
+    out = []
+    for k in range(3):
+        c, s = math.cos(2 * math.pi * k / 3), math.sin(2 * math.pi * k / 3)
+        Rz = torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=F.dtype, device=F.device)
+        out.append(F @ Rz)
+    return out
+
+
+def _sym_from_vector(x: torch.Tensor, n: int) -> torch.Tensor:
+    """(E, n(n+1)/2) → symmetric (E, n, n)."""
+    iu = torch.triu_indices(n, n)
+    out = torch.zeros(len(x), n, n, dtype=x.dtype, device=x.device)
+    out[:, iu[0], iu[1]] = x
+    return out + out.transpose(1, 2) - torch.diag_embed(torch.diagonal(out, dim1=1, dim2=2))
 
 
 def rbf(r: torch.Tensor, r_max: float, n: int) -> torch.Tensor:
@@ -38,23 +114,59 @@ def rbf(r: torch.Tensor, r_max: float, n: int) -> torch.Tensor:
 class HamiltonianModel(nn.Module):
     def __init__(self, *, latent_dim: int = 32, desc_dim: int = 64, r_max: float = 12.0, r_split: float = 6.0,
                  onsite_cut: float = 5.2, n_rbf: int = 24, hidden_intra=(64, 32), hidden_inter=(32, 16),
-                 use_raer: bool = True, inter_uses_raer: bool = False):
+                 use_raer: bool = True, inter_uses_raer: bool = False, block_form: str = "sk",
+                 intra_input: str = "raer"):
         super().__init__()
+        if block_form not in ("sk", "frame"):
+            raise ValueError(f"block_form must be 'sk' or 'frame', got {block_form!r}")
         self.config = dict(latent_dim=latent_dim, desc_dim=desc_dim, r_max=r_max, r_split=r_split,
                            onsite_cut=onsite_cut, n_rbf=n_rbf, hidden_intra=list(hidden_intra),
-                           hidden_inter=list(hidden_inter), use_raer=use_raer, inter_uses_raer=inter_uses_raer)
+                           hidden_inter=list(hidden_inter), use_raer=use_raer, inter_uses_raer=inter_uses_raer,
+                           block_form=block_form)
         self.register_buffer("z_mean", torch.zeros(2, latent_dim))
         self.register_buffer("z_std", torch.ones(2, latent_dim))
         self.register_buffer("onsite_ref", torch.zeros(2))
-        nc = {t: min(L_OF[t[0]], L_OF[t[1]]) + 1 for t in PAIR_TYPES}
-        feat = 2 * latent_dim if use_raer else 0
+        if not use_raer:  # older configurations switched the intra-layer inputs off with use_raer
+            intra_input = "none"
+        if intra_input not in ("raer", "descriptor", "none"):
+            raise ValueError(f"intra_input must be 'raer', 'descriptor' or 'none', got {intra_input!r}")
+        self.config["intra_input"] = intra_input
         self.onsite0 = nn.ModuleList([mlp((desc_dim, *hidden_intra, 1)) for _ in range(2)])
         self.crystal = nn.ModuleList([mlp((desc_dim + n_rbf + 2, *hidden_intra, L_OF[t] + 1)) for t in range(2)])
-        self.intra = nn.ModuleDict({f"{a}{b}{rng}": mlp((feat + n_rbf, *hidden_intra, nc[(a, b)]))
-                                    for a, b in PAIR_TYPES for rng in ("s", "l")})
-        ifeat = 2 * latent_dim if inter_uses_raer else 0
-        self.inter = nn.ModuleDict({f"{a}{b}{rng}": mlp((ifeat + n_rbf, *hidden_inter, nc[(a, b)]))
-                                    for a, b in PAIR_TYPES for rng in ("s", "l")})
+        fdim = {"raer": latent_dim, "descriptor": desc_dim, "none": 0}[intra_input]
+        if block_form == "sk":
+            nc = {t: min(L_OF[t[0]], L_OF[t[1]]) + 1 for t in PAIR_TYPES}
+            feat = 2 * fdim
+            self.intra = nn.ModuleDict({f"{a}{b}{rng}": mlp((feat + n_rbf, *hidden_intra, nc[(a, b)]))
+                                        for a, b in PAIR_TYPES for rng in ("s", "l")})
+            ifeat = 2 * latent_dim if inter_uses_raer else 0
+            self.inter = nn.ModuleDict({f"{a}{b}{rng}": mlp((ifeat + n_rbf, *hidden_inter, nc[(a, b)]))
+                                        for a, b in PAIR_TYPES for rng in ("s", "l")})
+        else:
+            ordered = ((0, 0), (0, 1), (1, 0), (1, 1))
+            self.onsite_frame = nn.ModuleList([mlp((desc_dim, *hidden_intra, N_OF[t] * (N_OF[t] + 1) // 2))
+                                               for t in range(2)])
+            self.intra = nn.ModuleDict({f"{a}{b}{rng}": mlp((2 * fdim + n_rbf + 3, *hidden_intra, N_OF[a] * N_OF[b]))
+                                        for a, b in ordered for rng in ("s", "l")})
+            ifeat = 2 * latent_dim if inter_uses_raer else 0
+            self.inter = nn.ModuleDict({f"{a}{b}{rng}": mlp((ifeat + n_rbf + 3, *hidden_inter, N_OF[a] * N_OF[b]))
+                                        for a, b in ordered for rng in ("s", "l")})
+
+    def atom_features(self, species, Z, Dn) -> torch.Tensor:
+        """Per-atom inputs of the intra-layer networks: normalised RAER (default), the
+        normalised force-field descriptor, or nothing (``intra_input``; for the ablation)."""
+        kind = self.config["intra_input"]
+        if kind == "descriptor":
+            return Dn
+        if kind == "none":
+            return Z[:, :0]
+        return self.normalised_latent(species, Z)
+
+    def frames(self, species, layer, nb_i, nb_j, nb_vec, normal):
+        """Local crystal frames (None for the two-centre form, which needs none)."""
+        if self.config["block_form"] != "frame":
+            return None
+        return crystal_frames(species, layer, nb_i, nb_j, nb_vec, normal)
 
     # -- helpers -----------------------------------------------------------------
     def _pair_features(self, Z, a, b, same, r, use):
@@ -71,8 +183,9 @@ class HamiltonianModel(nn.Module):
         return w * nets[key + "s"](feats) + (1 - w) * nets[key + "l"](feats)
 
     # -- blocks ------------------------------------------------------------------
-    def onsite(self, species, Dn, nb_i, nb_j, nb_vec):
-        """On-site blocks (N, 5, 5) from descriptors and neighbours within onsite_cut."""
+    def onsite(self, species, Dn, nb_i, nb_j, nb_vec, frames=None):
+        """On-site blocks (N, 5, 5) from descriptors and neighbours within onsite_cut (plus,
+        for the frame form, a full symmetric block in the atom's crystal frame)."""
         N = len(species)
         out = torch.zeros(N, 5, 5, dtype=Dn.dtype, device=Dn.device)
         r = nb_vec.norm(dim=1)
@@ -90,10 +203,65 @@ class HamiltonianModel(nn.Module):
                 T = sk_basis(nb_vec[e] / r[e, None], l, l)  # (E, n_c, n, n)
                 cf = torch.einsum("ec,ecab->eab", g, T)
                 out[:, :n, :n] = out[:, :n, :n].index_add(0, nb_i[e], cf)
+            if self.config["block_form"] == "frame" and m.any():
+                X = _sym_from_vector(self.onsite_frame[t](Dn[m]), n)
+                acc = 0
+                for F in _c3_frames(frames[m]):
+                    D = wigner_d(F, l)
+                    acc = acc + D @ X @ D.transpose(1, 2)
+                out[m, :n, :n] = out[m, :n, :n] + acc / 3
         return out
 
-    def hoppings(self, species, layer, Z, pi, pj, vec):
-        """Blocks (P, 5, 5) for pairs i→j (vec = r_j + shift − r_i), i ≠ j or shift ≠ 0."""
+    def _framed_end(self, nets, key, feats_own, feats_other, vec, F, la, lb):
+        """G(i, j, r; F_i): the block (P, 2la+1, 2lb+1) predicted in atom i's crystal frame
+        from (features, r in that frame), rotated to the global frame, C₃-averaged."""
+        r = vec.norm(dim=1)
+        na, nb = 2 * la + 1, 2 * lb + 1
+        R = rbf(r, self.config["r_max"], self.config["n_rbf"])
+        w = switch(r, self.config["r_split"] - 0.5, self.config["r_split"] + 0.5)
+        short, long_ = w > 0, w < 1
+        acc = torch.zeros(len(r), na, nb, dtype=vec.dtype, device=vec.device)
+        for Fk in _c3_frames(F):
+            local = torch.einsum("pab,pa->pb", Fk, vec) / r[:, None]  # Fᵀ r̂
+            x = torch.cat([feats_own, feats_other, R, local], dim=1)
+            X = torch.zeros(len(r), na * nb, dtype=vec.dtype, device=vec.device)
+            if short.any():
+                X[short] = X[short] + w[short, None] * nets[key + "s"](x[short])
+            if long_.any():
+                X[long_] = X[long_] + (1 - w[long_, None]) * nets[key + "l"](x[long_])
+            Da, Db = wigner_d(Fk, la), wigner_d(Fk, lb)
+            acc = acc + Da @ X.view(-1, na, nb) @ Db.transpose(1, 2)
+        return acc / 3
+
+    def _hoppings_frame(self, species, layer, feats, pi, pj, vec, frames):
+        P = len(pi)
+        out = torch.zeros(P, 5, 5, dtype=vec.dtype, device=vec.device)
+        intra = layer[pi] == layer[pj]
+        empty = feats[:, :0]
+        latent = feats if self.config["inter_uses_raer"] else empty
+        for ta in range(2):
+            for tb in range(2):
+                m = (species[pi] == ta) & (species[pj] == tb)
+                la, lb, na, nb = L_OF[ta], L_OF[tb], N_OF[ta], N_OF[tb]
+                for nets, sel, f in ((self.intra, m & intra, feats), (self.inter, m & ~intra, latent)):
+                    if not sel.any():
+                        continue
+                    i, j, v = pi[sel], pj[sel], vec[sel]
+                    # H_ij = G(i, j, r; F_i) + G(j, i, −r; F_j)ᵀ: exact H_ji(−R) = H_ij(R)ᵀ
+                    blk = self._framed_end(nets, f"{ta}{tb}", f[i], f[j], v, frames[i], la, lb) + \
+                        self._framed_end(nets, f"{tb}{ta}", f[j], f[i], -v, frames[j], lb, la).transpose(1, 2)
+                    full = torch.zeros(len(blk), 5, 5, dtype=vec.dtype, device=vec.device)
+                    full[:, :na, :nb] = blk
+                    out[sel] = full
+        return out
+
+    def hoppings(self, species, layer, Z, pi, pj, vec, frames=None):
+        """Blocks (P, 5, 5) for pairs i→j (vec = r_j + shift − r_i), i ≠ j or shift ≠ 0.
+        ``Z``: per-atom features from :meth:`atom_features`; ``frames``: from :meth:`frames`."""
+        if self.config["block_form"] == "frame":
+            if frames is None:
+                raise ValueError("the frame block form needs the atoms' crystal frames (HamiltonianModel.frames)")
+            return self._hoppings_frame(species, layer, Z, pi, pj, vec, frames)
         P = len(pi)
         out = torch.zeros(P, 5, 5, dtype=vec.dtype, device=vec.device)
         si, sj = species[pi], species[pj]
@@ -114,7 +282,8 @@ class HamiltonianModel(nn.Module):
             im, em = intra[m], ~intra[m]
             idx = torch.nonzero(m).squeeze(1)
             if im.any():
-                f = self._pair_features(Z, a[idx[im]], b[idx[im]], ta == tb, r[idx[im]], self.config["use_raer"])
+                f = self._pair_features(Z, a[idx[im]], b[idx[im]], ta == tb, r[idx[im]],
+                                        self.config["intra_input"] != "none")
                 coeff[im] = self._hop(self.intra, key, f, r[idx[im]])
             if em.any():
                 f = self._pair_features(Z, a[idx[em]], b[idx[em]], ta == tb, r[idx[em]],

@@ -9,7 +9,7 @@ import torch
 from wander_gui.core.neighbors import neighbor_list
 from wander_gui.ml.forcefield import ForceField
 from wander_gui.ml.graph import atoms_to_graph
-from wander_gui.ml.hamiltonian import HamiltonianModel
+from wander_gui.ml.hamiltonian import HamiltonianModel, layer_normal
 
 
 @dataclass
@@ -60,14 +60,16 @@ def predict_blocks(ff: ForceField, hm: HamiltonianModel, atoms, *, dtype=torch.f
     with torch.no_grad():
         g = atoms_to_graph(atoms, ff.config["r_c"], dtype=dtype)
         _, Z, Dn = ff.atomic(g)
-        Zn = hm.normalised_latent(g.species, Z)
-        onsite = hm.onsite(g.species, Dn, g.edge_i, g.edge_j, g.vectors())
+        feats = hm.atom_features(g.species, Z, Dn)
+        nb = (g.edge_i, g.edge_j, g.vectors())
+        frames = hm.frames(g.species, g.layer, *nb, layer_normal(atoms.cell.array))
+        onsite = hm.onsite(g.species, Dn, *nb, frames=frames)
         pi, pj, S, vec = pairs if pairs is not None else pair_inputs(atoms, hm.config["r_max"], dtype)
         # evaluate each bond once (i < j, or i == j with the first non-zero shift positive) and
         # fill its reverse by transposition: H_ji(−S) = H_ij(S)ᵀ exactly, at half the cost
         key = _canonical(pi.numpy(), pj.numpy(), S.numpy())
         first = np.flatnonzero(key)
-        hop_half = hm.hoppings(g.species, g.layer, Zn, pi[first], pj[first], vec[first])
+        hop_half = hm.hoppings(g.species, g.layer, feats, pi[first], pj[first], vec[first], frames=frames)
         partner = _partner_index(pi.numpy(), pj.numpy(), S.numpy())
         hop = torch.empty(len(pi), 5, 5, dtype=hop_half.dtype)
         hop[first] = hop_half

@@ -13,7 +13,7 @@ from wander_gui.dft.dataset import has_current_label
 from wander_gui.ml.data import Sample, split
 from wander_gui.ml.forcefield import ForceField
 from wander_gui.ml.graph import atoms_to_graph
-from wander_gui.ml.hamiltonian import HamiltonianModel
+from wander_gui.ml.hamiltonian import HamiltonianModel, crystal_frames, layer_normal
 
 log = logging.getLogger(__name__)
 CATEGORIES = ("onsite", "intra", "inter")
@@ -30,7 +30,8 @@ class HTrainConfig:
     plateau_patience: int = 15
     model: dict = field(default_factory=lambda: dict(r_max=12.0, r_split=6.0, onsite_cut=5.2, n_rbf=24,
                                                      hidden_intra=[64, 32], hidden_inter=[32, 16],
-                                                     use_raer=True, inter_uses_raer=False))
+                                                     use_raer=True, inter_uses_raer=False,
+                                                     block_form="frame", intra_input="raer"))
 
 
 @dataclass
@@ -46,6 +47,7 @@ class HExample:
     hop_target: torch.Tensor  # (P, 5, 5)
     mask_onsite: torch.Tensor
     mask_hop: torch.Tensor
+    frames: torch.Tensor  # (N, 3, 3) local crystal frames
 
 
 def _mask(species_a, species_b):
@@ -74,14 +76,16 @@ def prepare(sample: Sample, ff: ForceField, r_max: float) -> HExample:
     onsite[torch.as_tensor(ij[on, 0])] = torch.as_tensor(block[on], dtype=torch.float64)
     sp = g.species
     pi, pj = torch.as_tensor(ij[keep, 0]), torch.as_tensor(ij[keep, 1])
-    return HExample(sample.name, sp, g.layer, Dn, Z, (g.edge_i, g.edge_j, g.vectors().detach()),
+    nb = (g.edge_i, g.edge_j, g.vectors().detach())
+    frames = crystal_frames(sp, g.layer, *nb, layer_normal(a.cell.array))
+    return HExample(sample.name, sp, g.layer, Dn, Z, nb,
                     (pi, pj, torch.as_tensor(vec[keep])), onsite, torch.as_tensor(block[keep], dtype=torch.float64),
-                    _mask(sp, sp), _mask(sp[pi], sp[pj]))
+                    _mask(sp, sp), _mask(sp[pi], sp[pj]), frames)
 
 
 def forward(hm: HamiltonianModel, ex: HExample):
-    on = hm.onsite(ex.species, ex.Dn, *ex.nb)
-    hop = hm.hoppings(ex.species, ex.layer, hm.normalised_latent(ex.species, ex.Z), *ex.pairs)
+    on = hm.onsite(ex.species, ex.Dn, *ex.nb, frames=ex.frames)
+    hop = hm.hoppings(ex.species, ex.layer, hm.atom_features(ex.species, ex.Z, ex.Dn), *ex.pairs, frames=ex.frames)
     return on, hop
 
 
