@@ -11,17 +11,48 @@ import scipy.sparse.linalg as spla
 from wander_gui.errors import Cancelled, InputError
 
 log = logging.getLogger(__name__)
-DENSE_LIMIT = 3000  # orbitals: above this "auto" uses sparse shift-invert
+DENSE_LIMIT = 3000  # orbitals: above this "auto" uses a GPU (torch) if there is one, else sparse shift-invert
+GPU_DENSE_MAX = 40000  # orbitals: largest H(k) "auto" diagonalises densely on a GPU
+#: above this size the GPU eigh runs in complex64 (cuSOLVER's complex128 workspace for 36k
+#: orbitals is 79 GB, more than an 80 GB card holds next to H); eigenvalue error ~1e-5 eV
+GPU_SINGLE_ABOVE = 20000
 #: below this size one BLAS thread is used: threads gain nothing on small matrices, and on a
 #: busy machine OpenBLAS's spinning threads made a 418-orbital eigh 160x slower (15 s vs 0.09 s)
 SINGLE_THREAD_BELOW = 1500
 SOLVERS = ("auto", "dense", "sparse", "torch")
 
 
-def _torch_eigh(H: np.ndarray) -> np.ndarray:
+def _torch_eigh(H: np.ndarray, vectors: bool = False):
+    """torch.linalg.eigh on the GPU when there is one (else on the CPU)."""
     import torch
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.linalg.eigvalsh(torch.as_tensor(H, device=dev)).cpu().numpy()
+    Ht = torch.as_tensor(H, device=dev)
+    if dev == "cuda" and H.shape[0] > GPU_SINGLE_ABOVE:
+        Ht = Ht.to(torch.complex64 if Ht.is_complex() else torch.float32)
+    if vectors:
+        e, V = torch.linalg.eigh(Ht)
+        return e.double().cpu().numpy(), V.cpu().numpy().astype(H.dtype)
+    return torch.linalg.eigvalsh(Ht).double().cpu().numpy(), None
+
+
+def gpu_available() -> bool:
+    """True when torch is installed and sees a CUDA device (torch is imported only here)."""
+    import importlib.util
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+    return bool(torch.cuda.is_available())
+
+
+def choose_solver(n: int, nbands: int | None) -> str:
+    """What "auto" runs for an n×n H(k): LAPACK up to DENSE_LIMIT orbitals; above it a GPU
+    dense eigh when a GPU is present (up to GPU_DENSE_MAX), else sparse shift-invert when
+    only a few bands are wanted, else LAPACK."""
+    if n <= DENSE_LIMIT:
+        return "dense"
+    if n <= GPU_DENSE_MAX and gpu_available():
+        return "torch"
+    return "sparse" if (nbands is not None and nbands < n // 4) else "dense"
 
 
 def count_below(Hk: sp.spmatrix, sigma: float) -> int:
@@ -88,7 +119,7 @@ def eigenpairs_at(Hk: sp.spmatrix, *, nbands: int | None, sigma: float | None, s
     if nbands is not None and not 1 <= nbands <= n:
         raise InputError(f"nbands={nbands} must be in [1, {n}] (the size of the Wannier basis)")
     if solver == "auto":
-        solver = "sparse" if (nbands is not None and n > DENSE_LIMIT and nbands < n // 4) else "dense"
+        solver = choose_solver(n, nbands)
     if solver == "sparse":
         if nbands is None or sigma is None:
             raise InputError("the sparse solver needs nbands and sigma (energy inside the gap)")
@@ -99,11 +130,14 @@ def eigenpairs_at(Hk: sp.spmatrix, *, nbands: int | None, sigma: float | None, s
         return (e.real[order], V[:, order]) if vectors else e.real[order]
     Hd = Hk.toarray() if sp.issparse(Hk) else np.asarray(Hk)
     from threadpoolctl import threadpool_limits
-    with threadpool_limits(limits=1 if n < SINGLE_THREAD_BELOW else None, user_api="blas"):
-        if vectors:
-            e, V = sla.eigh(Hd, check_finite=False)
-        else:
-            e, V = (_torch_eigh(Hd) if solver == "torch" else sla.eigh(Hd, eigvals_only=True, check_finite=False)), None
+    if solver == "torch":
+        e, V = _torch_eigh(Hd, vectors)
+    else:
+        with threadpool_limits(limits=1 if n < SINGLE_THREAD_BELOW else None, user_api="blas"):
+            if vectors:
+                e, V = sla.eigh(Hd, check_finite=False)
+            else:
+                e, V = sla.eigh(Hd, eigvals_only=True, check_finite=False), None
     if nbands is None or nbands == n:
         idx = np.arange(n)
     else:

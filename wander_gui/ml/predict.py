@@ -53,12 +53,15 @@ def _partner_index(i, j, S) -> np.ndarray:
 
 
 def predict_blocks(ff: ForceField, hm: HamiltonianModel, atoms, *, dtype=torch.float64,
-                   pairs=None) -> PredictedH:
-    """Blocks for on-site terms and every pair within ``hm.config['r_max']``."""
+                   pairs=None, device: str | None = None) -> PredictedH:
+    """Blocks for on-site terms and every pair within ``hm.config['r_max']``; the networks
+    run on ``device`` (default: where the models' weights are)."""
     from wander_gui.core.orbitals import orbital_offsets
     from wander_gui.core.materials import material_from_elements
+    dev = torch.device(device) if device else next(hm.parameters()).device
+    ff, hm = ff.to(dev), hm.to(dev)
     with torch.no_grad():
-        g = atoms_to_graph(atoms, ff.config["r_c"], dtype=dtype)
+        g = atoms_to_graph(atoms, ff.config["r_c"], dtype=dtype).to(dev)
         _, Z, Dn = ff.atomic(g)
         feats = hm.atom_features(g.species, Z, Dn)
         nb = (g.edge_i, g.edge_j, g.vectors())
@@ -69,7 +72,9 @@ def predict_blocks(ff: ForceField, hm: HamiltonianModel, atoms, *, dtype=torch.f
         # fill its reverse by transposition: H_ji(−S) = H_ij(S)ᵀ exactly, at half the cost
         key = _canonical(pi.numpy(), pj.numpy(), S.numpy())
         first = np.flatnonzero(key)
-        hop_half = hm.hoppings(g.species, g.layer, feats, pi[first], pj[first], vec[first], frames=frames)
+        hop_half = hm.hoppings(g.species, g.layer, feats, pi[first].to(dev), pj[first].to(dev),
+                               vec[first].to(dev), frames=frames).cpu()
+        onsite = onsite.cpu()
         partner = _partner_index(pi.numpy(), pj.numpy(), S.numpy())
         hop = torch.empty(len(pi), 5, 5, dtype=hop_half.dtype)
         hop[first] = hop_half
