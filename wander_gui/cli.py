@@ -14,7 +14,8 @@ import sys
 from wander_gui import __version__
 from wander_gui.errors import WanderError
 
-SUBCOMMANDS = ("build", "angles", "relax", "forces", "bands", "hamiltonian", "parity", "dataset", "dft", "train")
+SUBCOMMANDS = ("build", "angles", "relax", "forces", "bands", "hamiltonian", "parity", "dataset", "dft", "train",
+               "ablation")
 
 
 def make_parser() -> argparse.ArgumentParser:

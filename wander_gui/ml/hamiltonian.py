@@ -126,6 +126,10 @@ class HamiltonianModel(nn.Module):
         self.register_buffer("z_mean", torch.zeros(2, latent_dim))
         self.register_buffer("z_std", torch.ones(2, latent_dim))
         self.register_buffer("onsite_ref", torch.zeros(2))
+        # the force field's normalised descriptor still spans ~±100 in some components:
+        # standardised again on the Hamiltonian training data before the heads see it
+        self.register_buffer("d_mean", torch.zeros(desc_dim))
+        self.register_buffer("d_std", torch.ones(desc_dim))
         if not use_raer:  # older configurations switched the intra-layer inputs off with use_raer
             intra_input = "none"
         if intra_input not in ("raer", "descriptor", "none"):
@@ -152,12 +156,22 @@ class HamiltonianModel(nn.Module):
             self.inter = nn.ModuleDict({f"{a}{b}{rng}": mlp((ifeat + n_rbf + 3, *hidden_inter, N_OF[a] * N_OF[b]))
                                         for a, b in ordered for rng in ("s", "l")})
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As nn.Module's, accepting checkpoints written before the descriptor statistics."""
+        sd = dict(state_dict)
+        sd.setdefault("d_mean", torch.zeros_like(self.d_mean))
+        sd.setdefault("d_std", torch.ones_like(self.d_std))
+        return super().load_state_dict(sd, strict=strict, assign=assign)
+
+    def descriptor_inputs(self, Dn) -> torch.Tensor:
+        return (Dn - self.d_mean) / self.d_std
+
     def atom_features(self, species, Z, Dn) -> torch.Tensor:
         """Per-atom inputs of the intra-layer networks: normalised RAER (default), the
         normalised force-field descriptor, or nothing (``intra_input``; for the ablation)."""
         kind = self.config["intra_input"]
         if kind == "descriptor":
-            return Dn
+            return self.descriptor_inputs(Dn)
         if kind == "none":
             return Z[:, :0]
         return self.normalised_latent(species, Z)
@@ -187,6 +201,7 @@ class HamiltonianModel(nn.Module):
         """On-site blocks (N, 5, 5) from descriptors and neighbours within onsite_cut (plus,
         for the frame form, a full symmetric block in the atom's crystal frame)."""
         N = len(species)
+        Dn = self.descriptor_inputs(Dn)
         out = torch.zeros(N, 5, 5, dtype=Dn.dtype, device=Dn.device)
         r = nb_vec.norm(dim=1)
         for t in range(2):

@@ -153,6 +153,9 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
     test = [exs[n] for n in exs if parts[n] == "test"]
     Z = torch.cat([e.Z for e in train])
     sp = torch.cat([e.species for e in train])
+    D = torch.cat([e.Dn for e in train])
+    hm.d_mean[:] = D.mean(0)
+    hm.d_std[:] = D.std(0).clamp_min(1e-2) if len(D) > 1 else 1.0
     for t in range(2):
         hm.z_mean[t] = Z[sp == t].mean(0)
         hm.z_std[t] = Z[sp == t].std(0).clamp_min(1e-3)

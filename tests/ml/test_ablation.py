@@ -1,0 +1,33 @@
+import json
+
+import torch
+
+from wander_gui.ml.ablation import VARIANTS, ablation_table, run_ablation
+from wander_gui.ml.data import load_samples
+from wander_gui.ml.forcefield import ForceField
+from wander_gui.ml.train_h import HTrainConfig
+
+
+def test_ablation_trains_each_variant_with_its_inputs(tmp_path):
+    torch.manual_seed(0)
+    ff = ForceField().double()
+    cfg = HTrainConfig(epochs=2)
+    cfg.model["r_max"] = 6.0
+    res = run_ablation(load_samples("pretrained/dataset"), ff, cfg, tmp_path, validation_dir=None, progress=False)
+    assert list(res) == list(VARIANTS)
+    saved = json.loads((tmp_path / "ablation.json").read_text())
+    assert set(saved) == set(VARIANTS)
+    n_rbf = cfg.model["n_rbf"]
+    widths = {}
+    for name in VARIANTS:
+        slug = "".join(c if c.isalnum() else "_" for c in name.lower())[:40]
+        sd = torch.load(tmp_path / slug / "h_best.pt", weights_only=True)
+        widths[name] = (sd["state_dict"]["intra.00s.0.weight"].shape[1], sd["state_dict"]["inter.00s.0.weight"].shape[1]
+                        if "inter.00s.0.weight" in sd["state_dict"] else None)
+    lat, desc = ff.latent_dim, ff.descriptor.dim
+    assert widths["WANDER: intra RAER + r, inter r"][0] == 2 * lat + n_rbf + 3
+    assert widths["intra: r only"][0] == n_rbf + 3
+    assert widths["intra: descriptor + r"][0] == 2 * desc + n_rbf + 3
+    assert widths["inter: RAER + r"][1] == 2 * lat + n_rbf + 3
+    table = ablation_table(res)
+    assert all(name in table for name in VARIANTS)
