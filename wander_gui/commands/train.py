@@ -10,7 +10,8 @@ def add_arguments(p) -> None:
     p.add_argument("--data", default="pretrained/dataset")
     p.add_argument("--out", default="runs/train", help="output directory (checkpoints, metrics)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--init", default=None, help="fine-tune: start from this model directory")
+    p.add_argument("--init", default=None,
+                   help="fine-tune: start from this model directory (ff.pt and, if present, h.pt)")
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--what", dest="what", default="both", choices=["ff", "h", "both", "none"],
                    help="what to train ('none' with --publish: publish an existing run)")
@@ -49,7 +50,12 @@ def run(args) -> int:
         ck = torch.load(out / "ff.pt", weights_only=True)
         ff = ForceField(**ck["config"]).double()
         ff.load_state_dict(ck["state_dict"])
-        hm, m = train_hamiltonian(samples, ff, hcfg, out_dir=out)
+        h_init = None
+        if args.init and (Path(args.init) / "h.pt").exists():
+            h_init = torch.load(Path(args.init) / "h.pt", weights_only=True)
+            hcfg.model.update(h_init["config"])  # same architecture as the model being fine-tuned
+            h_init = h_init["state_dict"]
+        hm, m = train_hamiltonian(samples, ff, hcfg, out_dir=out, resume=not args.no_resume, init_state=h_init)
         shutil.copy(out / "h_best.pt", out / "h.pt")
         print("hamiltonian:", json.dumps(m["test"] or m["val"], indent=1))
     if args.publish:

@@ -133,9 +133,22 @@ def errors_by_category(hm: HamiltonianModel, examples: list[HExample], threshold
     return out
 
 
+def _val_error(hm: HamiltonianModel, ex: HExample) -> float:
+    """Early-stopping score: MAE of the hoppings plus MAE of the on-site blocks (eV)."""
+    on, hop = forward(hm, ex)
+    return float((hop - ex.hop_target)[ex.mask_hop].abs().mean() + (on - ex.onsite_target)[ex.mask_onsite].abs().mean())
+
+
 def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, *, out_dir,
-                      progress: bool = True) -> tuple[HamiltonianModel, dict]:
-    """Fit the heads on labelled configurations (split 80/10/10 by configuration)."""
+                      progress: bool = True, resume: bool = True,
+                      init_state: dict | None = None) -> tuple[HamiltonianModel, dict]:
+    """Fit the heads on labelled configurations (split 80/10/10 by configuration).
+
+    Checkpoints ``{config, state_dict, optimizer, scheduler, epoch, best}`` go to
+    ``out_dir/h_last.pt`` every epoch (training resumes from it) and ``h_best.pt`` on
+    improvement. ``init_state`` (fine-tuning) starts from a trained model's weights and
+    statistics instead of fitting the statistics on the new data.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -145,7 +158,7 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
         raise DataError("no configuration carries a current Wannier label: run `wander dataset generate` "
                         "(with Wannier) first")
     parts = split([s.name for s in labelled], seed=cfg.seed)
-    hm = HamiltonianModel(latent_dim=ff.latent_dim, desc_dim=ff.descriptor.dim, **cfg.model).double()
+    hm = HamiltonianModel(**{**cfg.model, "latent_dim": ff.latent_dim, "desc_dim": ff.descriptor.dim}).double()
     exs = {s.name: prepare(s, ff, hm.config["r_max"]) for s in labelled}
     train = [exs[n] for n in exs if parts[n] == "train"] or list(exs.values())[:1]
     real_val = [exs[n] for n in exs if parts[n] == "val"]
@@ -162,11 +175,23 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
         diag = torch.cat([torch.diagonal(e.onsite_target[e.species == t], dim1=1, dim2=2) for e in train])
         n = 5 if t == 0 else 3
         hm.onsite_ref[t] = diag[:, :n].mean()
+    if init_state is not None:
+        hm.load_state_dict(init_state)
     opt = torch.optim.Adam(hm.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.plateau_patience,
                                                        min_lr=cfg.lr_min)
-    best, best_epoch = float("inf"), -1
-    it = range(cfg.epochs)
+    start, best, best_epoch = 0, float("inf"), -1
+    last = out_dir / "h_last.pt"
+    if resume and last.exists():
+        ck = torch.load(last, weights_only=True)
+        if ck["config"] == hm.config:
+            hm.load_state_dict(ck["state_dict"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            start, best, best_epoch = int(ck["epoch"]) + 1, float(ck["best"]), int(ck["best_epoch"])
+        else:
+            log.warning("%s is from another model configuration: not resumed", last)
+    it = range(start, cfg.epochs)
     if progress:
         from tqdm.auto import tqdm
         it = tqdm(it, desc="train Hamiltonian heads", unit="epoch")
@@ -181,11 +206,15 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
             loss.backward()
             opt.step()
         with torch.no_grad():
-            vl = sum(float(((forward(hm, e)[1] - e.hop_target)[e.mask_hop]).abs().mean()) for e in val) / len(val)
+            vl = sum(_val_error(hm, e) for e in val) / len(val)
         sched.step(vl)
         if vl < best:
             best, best_epoch = vl, epoch
             torch.save({"config": hm.config, "state_dict": hm.state_dict()}, out_dir / "h_best.pt")
+        torch.save({"config": hm.config, "state_dict": hm.state_dict(), "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "epoch": epoch, "best": best, "best_epoch": best_epoch}, last)
+        if hasattr(it, "set_postfix"):
+            it.set_postfix(val_meV=f"{1000 * vl:.1f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
         if epoch - best_epoch >= cfg.patience:
             break
     ck = torch.load(out_dir / "h_best.pt", weights_only=True)

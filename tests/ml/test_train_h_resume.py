@@ -1,0 +1,28 @@
+import torch
+
+from wander_gui.ml.data import load_samples
+from wander_gui.ml.forcefield import ForceField
+from wander_gui.ml.train_h import HTrainConfig, train_hamiltonian
+
+
+def small_cfg(epochs):
+    cfg = HTrainConfig(epochs=epochs, patience=100)
+    cfg.model["r_max"] = 6.0
+    return cfg
+
+
+def test_resume_continues_from_last_epoch_and_fine_tuning_starts_from_weights(tmp_path):
+    samples = load_samples("pretrained/dataset")
+    torch.manual_seed(0)
+    ff = ForceField().double()
+    train_hamiltonian(samples, ff, small_cfg(2), out_dir=tmp_path, progress=False)
+    ck = torch.load(tmp_path / "h_last.pt", weights_only=True)
+    assert ck["epoch"] == 1
+    train_hamiltonian(samples, ff, small_cfg(4), out_dir=tmp_path, progress=False)
+    assert torch.load(tmp_path / "h_last.pt", weights_only=True)["epoch"] == 3  # two more, not four
+    init = torch.load(tmp_path / "h_best.pt", weights_only=True)["state_dict"]
+    cfg = small_cfg(1)
+    cfg.lr = 0.0  # Adam with zero learning rate: the weights must stay those of the initial model
+    hm, _ = train_hamiltonian(samples, ff, cfg, out_dir=tmp_path / "ft", progress=False, init_state=init)
+    for k, v in hm.state_dict().items():
+        assert torch.equal(v, init[k]), k
