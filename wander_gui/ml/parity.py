@@ -79,3 +79,34 @@ def plot_parity(res: ParityResult, path, *, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
+
+
+def band_errors_on_labels(ff, hm, samples: list[Sample], *, npoints: int = 30) -> dict:
+    """Near-gap band error of the predicted H vs the DFT Wannier H of each labelled sample,
+    on the Γ–M–K–Γ path of its cell (both aligned at their valence maximum; the Wannier H
+    itself reproduces the DFT bands to a few meV, see ``fidelity_near_gap_eV``).
+    Returns {name: {"mae_meV", "max_meV", "gap_error_meV"}} and their mean under "mean"."""
+    from wander_gui.backend import band_errors
+    from wander_gui.core.orbitals import orbital_offsets
+    from wander_gui.dft.dataset import has_current_label, unpack_pairs
+    from wander_gui.electronic.bands import compute_bands
+    from wander_gui.electronic.hamiltonian import TBHamiltonian
+    from wander_gui.electronic.kpoints import band_path
+    from wander_gui.ml.predict import predict_blocks
+    out = {}
+    for s in samples:
+        if s.chunk is None or not has_current_label(s.chunk):
+            continue
+        a = s.atoms
+        offsets, counts = orbital_offsets(a.get_chemical_symbols(), "Mo" if "Mo" in a.get_chemical_symbols()
+                                          else a.get_chemical_symbols()[0])
+        ij, shift, block = unpack_pairs(s.chunk, counts)
+        ref_tb = TBHamiltonian.from_pair_blocks(a, ij, shift, block, offsets, counts)
+        p = predict_blocks(ff, hm, a)
+        tb = TBHamiltonian.from_pair_blocks(a, p.ij, p.shift, p.blocks, p.offsets, p.counts)
+        k, _, _ = band_path(a.cell.array, "GMKG", npoints)
+        out[s.name] = band_errors(compute_bands(tb, k), compute_bands(ref_tb, k))
+    if out:
+        out["mean"] = {key: float(np.mean([v[key] for v in out.values()])) for key in ("mae_meV", "max_meV")}
+        out["mean"]["gap_error_meV"] = float(np.mean([abs(v["gap_error_meV"]) for n, v in out.items() if n != "mean"]))
+    return out

@@ -82,6 +82,21 @@ def model_card_section(entry: dict) -> str:
                 if isinstance(v, dict) and "mae_meV" in v:
                     lines.append(f"| {cat} | {part} | {_fmt(v['mae_meV'], 2)} | {_fmt(v.get('r2'), 3)} | "
                                  f"{v.get('n', '–')} |")
+    bands = (m.get("h") or {}).get("bands") or {}
+    if any(bands.get(p) for p in ("train", "val", "test")):
+        lines += ["", "| bands from predicted H vs DFT Wannier H (Γ–M–K–Γ, aligned at the VBM, "
+                  "states within 1 eV of the gap) | split | configs | MAE (meV) | max (meV) | mean \|gap error\| (meV) |",
+                  "|---|---|---|---|---|---|"]
+        for part in ("train", "val", "test"):
+            r = bands.get(part)
+            if r and "mean" in r:
+                lines.append(f"| untwisted configurations | {part} | {len(r) - 1} | {_fmt(r['mean']['mae_meV'])} | "
+                             f"{_fmt(r['mean']['max_meV'])} | {_fmt(r['mean']['gap_error_meV'])} |")
+    abl = m.get("ablation")
+    if abl:
+        from wander_gui.ml.ablation import ablation_table
+        lines += ["", "Ablation of the Hamiltonian-head inputs (`wander ablation`; MAE meV / R², elements with "
+                  "\|H\| > 1 meV):", "", ablation_table(abl).rstrip()]
     val = m.get("validation") or {}
     if val:
         lines += ["", "| twisted validation cell (never trained on) | atoms | force MAE (meV/Å) | DFT fmax (eV/Å) | "
@@ -138,8 +153,11 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
              "level_of_theory": info["level_of_theory"], "seed": cfg.get("seed"),
              "config": {k: v.get("config") for k, v in metrics.items()},
              "training_data": {k: info[k] for k in ("n_configs", "n_hamiltonian_configs", "n_atoms_total")},
-             "metrics": {**{k: {p: v.get(p) for p in ("train", "val", "test")} for k, v in metrics.items()},
+             "metrics": {**{k: {p: v.get(p) for p in ("train", "val", "test", "bands") if v.get(p) is not None}
+                            for k, v in metrics.items()},
                          "validation": val}}
+    if (run_dir / "ablation" / "ablation.json").exists():
+        entry["metrics"]["ablation"] = json.loads((run_dir / "ablation" / "ablation.json").read_text())
     manifest = pre / "manifest.json"
     data = json.loads(manifest.read_text()) if manifest.exists() else {"models": []}
     data["models"] = [entry] + [m for m in data["models"] if m["name"] != name]

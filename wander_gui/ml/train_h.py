@@ -219,8 +219,12 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
             break
     ck = torch.load(out_dir / "h_best.pt", weights_only=True)
     hm.load_state_dict(ck["state_dict"])
+    from wander_gui.ml.parity import band_errors_on_labels
+    by_name = {s.name: s for s in labelled}
+    bands = {part: band_errors_on_labels(ff, hm, [by_name[e.name] for e in exs_part]) if exs_part else None
+             for part, exs_part in (("train", train), ("val", real_val), ("test", test))}
     metrics = {"train": errors_by_category(hm, train), "val": errors_by_category(hm, val) if real_val else None,
-               "test": errors_by_category(hm, test) if test else None, "best_epoch": best_epoch,
+               "test": errors_by_category(hm, test) if test else None, "bands": bands, "best_epoch": best_epoch,
                "n_train": len(train), "config": asdict(cfg)}
     (out_dir / "h_metrics.json").write_text(json.dumps(metrics, indent=1))
     return hm, metrics
