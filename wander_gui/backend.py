@@ -67,6 +67,39 @@ def predict_tb(atoms, *, model: str | None = None, model_dir=None):
     return TBHamiltonian.from_pair_blocks(atoms, p.ij, p.shift, p.blocks, p.offsets, p.counts)
 
 
+@dataclass(frozen=True)
+class OutOfDistribution:
+    """Per-atom distance of the force field's latent description (RAER) from its training
+    atoms, in units of the training set's 99.5th percentile: > 1 flags an environment the
+    model has not seen (its forces and Hamiltonian there are extrapolations)."""
+    score: "object"  # (N,) numpy array
+    flagged: int
+    worst: float
+
+    def message(self) -> str:
+        if not self.flagged:
+            return f"all atoms within the training distribution (max score {self.worst:.2f})"
+        return (f"{self.flagged} atom(s) outside the training distribution (max score {self.worst:.1f}; "
+                "1 = the training set's 99.5th percentile): treat results there as extrapolation")
+
+
+def out_of_distribution(atoms, *, model: str | None = None, model_dir=None) -> OutOfDistribution | None:
+    """Latent-space distance of every atom from the model's training data (None when the model
+    carries no statistics)."""
+    import torch
+
+    from wander_gui.ml.graph import atoms_to_graph
+    ff = get_model(model, model_dir).ff
+    if not ff.has_ood:
+        return None
+    dev = next(ff.parameters()).device
+    with torch.no_grad():
+        g = atoms_to_graph(atoms, ff.config["r_c"], dtype=ff.ood_mean.dtype).to(dev)
+        _, Z, _ = ff.atomic(g)
+        score = ff.ood_score(Z, g.species).cpu().numpy()
+    return OutOfDistribution(score, int((score > 1).sum()), float(score.max()))
+
+
 def model_info(material: str = "MoS2") -> dict | None:
     """The manifest entry of the default model for ``material`` (name, data, metrics), or None."""
     import json

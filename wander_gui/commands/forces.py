@@ -29,6 +29,11 @@ def run(args) -> int:
     out.set_array("layer", atoms.arrays["layer"])
     out.set_array("forces", f)
     out.info["energy"] = float(e)
+    ood = backend.out_of_distribution(atoms, model=args.model, model_dir=args.model_dir)
+    if ood is not None:
+        out.set_array("ood_score", ood.score)
     write_structure(out, args.output)
     print(f"E = {e:.6f} eV, max |F| = {np.abs(f).max():.4f} eV/Å -> {args.output}")
+    if ood is not None:
+        print(f"uncertainty: {ood.message()} (per-atom 'ood_score' in the output)")
     return 0

@@ -156,12 +156,14 @@ class MoireState(param.Parameterized):
                                 on_step=on_step, cancel=cancel)
             final = res.atoms.copy()
             final.calc = None
+            ood = backend.out_of_distribution(final, **self._model_kwargs())
 
             def finish():
                 self.atoms = final
                 state = "cancelled" if res.cancelled else ("converged" if res.converged else "not converged")
                 self.message = (f"Relaxation {state} after {res.steps} steps: fmax {res.fmaxes[-1]:.4f} eV/Å, "
-                                f"corrugation {', '.join(f'{c:.3f}' for c in res.summary()['corrugation_A'])} Å")
+                                f"corrugation {', '.join(f'{c:.3f}' for c in res.summary()['corrugation_A'])} Å"
+                                + (f"; {ood.message()}" if ood is not None else ""))
             self.jobs.ui(finish)
         self._start(work)
 

@@ -96,12 +96,53 @@ class ForceField(nn.Module):
         self.register_buffer("d_mean", torch.zeros(N_SPECIES, d))
         self.register_buffer("d_std", torch.ones(N_SPECIES, d))
         self.register_buffer("e_ref", torch.zeros(N_SPECIES))
+        # out-of-distribution score: Mahalanobis distance of an atom's RAER from the training
+        # atoms of its species, in units of the training set's 99.5th percentile (0 = not fitted)
+        L = hidden[-1]
+        self.register_buffer("ood_mean", torch.zeros(N_SPECIES, L))
+        self.register_buffer("ood_prec", torch.zeros(N_SPECIES, L, L))
+        self.register_buffer("ood_limit", torch.zeros(N_SPECIES))
         self.hidden = nn.ModuleList([mlp((d, *hidden), last_act=True) for _ in range(N_SPECIES)])
         self.out = nn.ModuleList([nn.Linear(hidden[-1], 1) for _ in range(N_SPECIES)])
 
     @property
     def latent_dim(self) -> int:
         return self.config["hidden"][-1]
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As nn.Module's, accepting checkpoints written before the out-of-distribution statistics."""
+        sd = dict(state_dict)
+        for k in ("ood_mean", "ood_prec", "ood_limit"):
+            sd.setdefault(k, torch.zeros_like(getattr(self, k)))
+        return super().load_state_dict(sd, strict=strict, assign=assign)
+
+    @property
+    def has_ood(self) -> bool:
+        return bool((self.ood_limit > 0).all())
+
+    @torch.no_grad()
+    def fit_ood(self, Z: torch.Tensor, species: torch.Tensor, *, quantile: float = 0.995, ridge: float = 1e-3):
+        """Fit the RAER statistics of the training atoms (mean, regularised inverse covariance,
+        the ``quantile`` of their own distances)."""
+        for t in range(N_SPECIES):
+            z = Z[species == t].double()
+            if len(z) < 2:
+                continue
+            mu = z.mean(0)
+            cov = torch.cov((z - mu).T) if z.shape[1] > 1 else z.var().reshape(1, 1)
+            cov = cov + ridge * torch.eye(len(mu), dtype=cov.dtype) * cov.diagonal().mean()
+            prec = torch.linalg.inv(cov)
+            d = torch.sqrt(torch.einsum("na,ab,nb->n", z - mu, prec, z - mu))
+            self.ood_mean[t], self.ood_prec[t] = mu.to(self.ood_mean), prec.to(self.ood_prec)
+            self.ood_limit[t] = torch.quantile(d, quantile).to(self.ood_limit)
+
+    @torch.no_grad()
+    def ood_score(self, Z: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        """Per-atom distance from the training data in units of the fitted limit (> 1: outside
+        what the model was trained on). Needs :meth:`fit_ood` (see :attr:`has_ood`)."""
+        mu, prec, lim = self.ood_mean[species], self.ood_prec[species], self.ood_limit[species]
+        dz = Z - mu
+        return torch.sqrt(torch.einsum("na,nab,nb->n", dz, prec, dz).clamp_min(0)) / lim.clamp_min(1e-12)
 
     def atomic(self, g: Graph) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(E_i (N,), RAER (N, latent), normalised descriptor (N, d))."""

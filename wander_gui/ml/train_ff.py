@@ -72,6 +72,18 @@ def fit_statistics(model: ForceField, samples: list[Sample]) -> None:
     model.e_ref[:] = torch.as_tensor(ref)
 
 
+def fit_ood_statistics(model: ForceField, samples: list[Sample]) -> None:
+    """RAER statistics of the training atoms for the out-of-distribution score."""
+    Z, sp = [], []
+    with torch.no_grad():
+        for s in samples:
+            g = batch_graphs([s.atoms], model.config["r_c"])
+            _, z, _ = model.atomic(g)
+            Z.append(z)
+            sp.append(g.species)
+    model.fit_ood(torch.cat(Z), torch.cat(sp))
+
+
 def evaluate(model: ForceField, samples: list[Sample], batch_size: int = 8) -> dict:
     """Energy MAE (meV/atom) and force MAE (meV/Å) and RMSE."""
     dE, dF = [], []
@@ -158,6 +170,8 @@ def train_forcefield(samples: list[Sample], cfg: FFTrainConfig, *, out_dir, resu
             break
     ck = torch.load(out_dir / "ff_best.pt", weights_only=True)
     model.load_state_dict(ck["state_dict"])
+    fit_ood_statistics(model, train)
+    torch.save({"config": model.config, "state_dict": model.state_dict()}, out_dir / "ff_best.pt")
     metrics = {"train": evaluate(model, train), "val": evaluate(model, val),
                "test": evaluate(model, test) if test else None, "best_epoch": best_epoch,
                "config": asdict(cfg)}
