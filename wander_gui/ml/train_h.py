@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class HTrainConfig:
     lr_min: float = 1e-5
     patience: int = 60
     plateau_patience: int = 15
+    max_minutes: float | None = None  # wall-clock budget: stop (keeping the best model) when exceeded
     model: dict = field(default_factory=lambda: dict(r_max=12.0, r_split=6.0, onsite_cut=5.2, n_rbf=24,
                                                      hidden_intra=[64, 32], hidden_inter=[32, 16],
                                                      use_raer=True, inter_uses_raer=False,
@@ -192,11 +194,14 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
         else:
             log.warning("%s is from another model configuration: not resumed", last)
     it = range(start, cfg.epochs)
+    t_start = time.perf_counter()
     if progress:
         from tqdm.auto import tqdm
         it = tqdm(it, desc="train Hamiltonian heads", unit="epoch")
     rng = np.random.default_rng(cfg.seed)
+    epochs_run = start
     for epoch in it:
+        epochs_run = epoch + 1
         for k in rng.permutation(len(train)):
             ex = train[k]
             on, hop = forward(hm, ex)
@@ -217,6 +222,9 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
             it.set_postfix(val_meV=f"{1000 * vl:.1f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
         if epoch - best_epoch >= cfg.patience:
             break
+        if cfg.max_minutes is not None and time.perf_counter() - t_start > 60 * cfg.max_minutes:
+            log.info("time budget of %.1f min reached at epoch %d", cfg.max_minutes, epoch)
+            break
     ck = torch.load(out_dir / "h_best.pt", weights_only=True)
     hm.load_state_dict(ck["state_dict"])
     from wander_gui.ml.parity import band_errors_on_labels
@@ -225,6 +233,7 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
              for part, exs_part in (("train", train), ("val", real_val), ("test", test))}
     metrics = {"train": errors_by_category(hm, train), "val": errors_by_category(hm, val) if real_val else None,
                "test": errors_by_category(hm, test) if test else None, "bands": bands, "best_epoch": best_epoch,
+               "epochs_run": epochs_run,
                "n_train": len(train), "config": asdict(cfg)}
     (out_dir / "h_metrics.json").write_text(json.dumps(metrics, indent=1))
     return hm, metrics
