@@ -23,6 +23,8 @@ def add_arguments(p) -> None:
     g.add_argument("--start", type=int, default=0)
     g.add_argument("--workers", type=int, default=1, help="parallel single-threaded workers")
     g.add_argument("--max-supercell", type=int, default=3)
+    g.add_argument("--held-out-first", action="store_true",
+                   help="label the validation/test-split configurations first (training seed 0)")
     g.add_argument("--no-wannier", action="store_true",
                    help="energies and forces only (densities kept for a later Wannier pass)")
     i = sub.add_parser("info", help="summary of a dataset")
@@ -72,6 +74,8 @@ def _generate(args) -> int:
                "--max-supercell", str(args.max_supercell), "--workers", "1"]
         if args.no_wannier:
             cmd.append("--no-wannier")
+        if args.held_out_first:
+            cmd.append("--held-out-first")
         procs = [subprocess.Popen(cmd, env=env) for _ in range(args.workers)]
         return max(p.wait() for p in procs)
     from wander_gui.dft.dataset import generate
@@ -79,6 +83,7 @@ def _generate(args) -> int:
     Path(args.work).mkdir(parents=True, exist_ok=True)
     done = generate(args.out, args.work, n_configs=args.n_configs, start=args.start,
                     settings=DFTSettings(), max_supercell=args.max_supercell, wannier=not args.no_wannier,
+                    held_out_first=args.held_out_first,
                     on_step=lambda info: print(json.dumps(info), flush=True))
     print(f"labelled {len(done)} configuration(s)")
     return 0

@@ -238,15 +238,23 @@ def record_failure(out: Path, spec: ConfigSpec, reason: str, *, stage: str = "sc
 
 
 def generate(out, work, *, n_configs: int, start: int = 0, settings: DFTSettings = DFTSettings(),
-             max_supercell: int = 3, wannier: bool = True, on_step=None, cancel=None) -> list[dict]:
+             max_supercell: int = 3, wannier: bool = True, on_step=None, cancel=None,
+             held_out_first: bool = False) -> list[dict]:
     """Label plan entries ``start .. n_configs-1`` that are not done or locked by another worker.
 
     With ``wannier=False`` only energies and forces are computed (densities are kept in
-    ``work/gpw`` so a later run with ``wannier=True`` adds the Hamiltonians).
+    ``work/gpw`` so a later run with ``wannier=True`` adds the Hamiltonians). With
+    ``held_out_first`` the configurations of the validation and test splits (training seed 0)
+    come first, so that a small dataset can already be evaluated.
     """
     out, work = Path(out), Path(work)
     done = []
-    for i in range(start, n_configs):
+    order = list(range(start, n_configs))
+    if held_out_first:
+        from wander_gui.ml.data import split
+        parts = split([config_spec(i).name for i in order])
+        order.sort(key=lambda i: (parts[config_spec(i).name] == "train", i))
+    for i in order:
         if (cancel is not None and cancel.is_set()) or (work / "STOP").exists():
             break  # `touch work/STOP` ends workers after their current configuration
         spec = config_spec(i)
