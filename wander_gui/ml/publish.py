@@ -61,7 +61,7 @@ def model_card_section(entry: dict) -> str:
     m = entry["metrics"]
     lines = [f"<!-- model:{entry['name']} -->", f"### `{entry['name']}` ({entry['created']})", "",
              entry.get("description", ""), "",
-             f"Training data: {entry['training_data']['n_configs']} configurations with energies and forces, "
+             f"Dataset at publication: {entry['training_data']['n_configs']} configurations with energies and forces, "
              f"{entry['training_data']['n_hamiltonian_configs']} with Wannier Hamiltonians "
              f"({entry['level_of_theory']}). Split 80/10/10 by configuration (seed {entry['seed']}).", "",
              "| force field | n configs | energy MAE (meV/atom) | force MAE (meV/Å) | force RMSE (meV/Å) |",
