@@ -95,8 +95,10 @@ def model_card_section(entry: dict) -> str:
     abl = m.get("ablation")
     if abl:
         from wander_gui.ml.ablation import ablation_table
+        n_train = "/".join(str(n) for n in sorted({r.get("n_train") for r in abl.values()}))
         lines += ["", "Ablation of the Hamiltonian-head inputs (`wander ablation`; MAE meV / R², elements with "
-                  "\|H\| > 1 meV):", "", ablation_table(abl).rstrip()]
+                  f"\\|H\\| > 1 meV; heads retrained on {n_train} labelled configurations with the same "
+                  "force field, seed and time budget):", "", ablation_table(abl).rstrip()]
     val = m.get("validation") or {}
     if val:
         lines += ["", "| twisted validation cell (never trained on) | atoms | force MAE (meV/Å) | DFT fmax (eV/Å) | "
