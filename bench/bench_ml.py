@@ -39,7 +39,8 @@ def main():
     ap.add_argument("--big", type=int, default=20, help="m of the (m, m+1) 'large' cell (20 -> 7566 atoms)")
     args = ap.parse_args()
     torch.manual_seed(0)
-    ff, hm = ForceField().double(), HamiltonianModel().double()
+    ff = ForceField(m1=64, m2=8, embed=(32, 64), hidden=(64, 32)).double()  # the shipped model's size
+    hm = HamiltonianModel(latent_dim=ff.latent_dim, desc_dim=ff.descriptor.dim, block_form="frame").double()
     rows = []
     cells = {"3.89 deg": build_twisted(mn=(8, 9)), "large": build_twisted(mn=(args.big, args.big + 1), max_atoms=10**5)}
     for name, a in cells.items():
