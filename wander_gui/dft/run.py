@@ -141,7 +141,8 @@ def check_kpoints(mesh: tuple[int, int], n: int = 5, seed: int = 0) -> np.ndarra
     return np.array(pts)
 
 
-def wannier_windows(eps_kn: np.ndarray, *, nocc: int, first: int) -> tuple[tuple[float, float], tuple[float, float]]:
+def wannier_windows(eps_kn: np.ndarray, *, nocc: int, first: int,
+                    n_wann: int | None = None) -> tuple[tuple[float, float], tuple[float, float]]:
     """Frozen and outer disentanglement windows (eV) from the converged bands ``eps_kn``.
 
     Frozen: from just below the first d–p band (index ``first``) to CBM + FROZEN_ABOVE_CBM.
@@ -149,13 +150,19 @@ def wannier_windows(eps_kn: np.ndarray, *, nocc: int, first: int) -> tuple[tuple
     the lowest energy of the last computed band so that at every k-point *all* states inside
     the window are present. (A window reaching above the band cut-off holds a k-dependent,
     incomplete set of states, and a different one in a supercell than in its primitive cell.)
+    With ``n_wann``, the outer window reaches at least 0.05 eV above the n_wann-th state of the
+    manifold at every k-point (Wannier90 needs ≥ n_wann states in it everywhere; strained or
+    compressed cells push that state above CBM + OUTER_ABOVE_CBM at some k).
     """
     vbm, cbm = float(eps_kn[:, nocc - 1].max()), float(eps_kn[:, nocc].min())
     if cbm - vbm < 0.2:
         raise ConvergenceError(f"gap {cbm - vbm:.3f} eV is too small for the Wannier windows")
     lo = float(eps_kn[:, first].min()) - 0.1
     complete = float(eps_kn[:, -1].min())
-    frozen, outer = (lo, cbm + FROZEN_ABOVE_CBM), (lo, cbm + OUTER_ABOVE_CBM)
+    top = cbm + OUTER_ABOVE_CBM
+    if n_wann is not None:
+        top = max(top, float(eps_kn[:, first + n_wann - 1].max()) + 0.05)
+    frozen, outer = (lo, cbm + FROZEN_ABOVE_CBM), (lo, top)
     if complete <= outer[1]:
         raise ConvergenceError(f"too few bands: states are complete only up to {complete - cbm:.2f} eV above "
                                f"the CBM, the outer window needs {OUTER_ABOVE_CBM} eV")
@@ -189,7 +196,8 @@ def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | Non
     nocc = int(round(cm.get_number_of_electrons() / 2))
     vbm = float(max(em[:, nocc - 1].max(), ec[:, nocc - 1].max()))
     cbm = float(min(em[:, nocc].min(), ec[:, nocc].min()))
-    frozen, outer = wannier_windows(em, nocc=nocc, first=m0)  # what Wannier90 sees: the mesh
+    n_wann = int(sum(5 if s == mat.metal else 3 for s in atoms.get_chemical_symbols()))
+    frozen, outer = wannier_windows(em, nocc=nocc, first=m0, n_wann=n_wann)  # what Wannier90 sees: the mesh
     H_k, kpts, centres, spreads = wannier90_mesh_hamiltonian(
         cm, atoms, frozen=(frozen[0] + vacuum, frozen[1] + vacuum), outer=(outer[0] + vacuum, outer[1] + vacuum),
         n1=m0, n2=nb, metal=mat.metal, workdir=workdir, num_iter=0, energy_shift=vacuum)
