@@ -196,12 +196,11 @@ def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | Non
     nocc = int(round(cm.get_number_of_electrons() / 2))
     vbm = float(max(em[:, nocc - 1].max(), ec[:, nocc - 1].max()))
     cbm = float(min(em[:, nocc].min(), ec[:, nocc].min()))
-    n_wann = int(sum(5 if s == mat.metal else 3 for s in atoms.get_chemical_symbols()))
-    frozen, outer = wannier_windows(em, nocc=nocc, first=m0, n_wann=n_wann)  # what Wannier90 sees: the mesh
+    offsets, counts = orbital_offsets(atoms.get_chemical_symbols(), mat.metal)
+    frozen, outer = wannier_windows(em, nocc=nocc, first=m0, n_wann=int(counts.sum()))  # what Wannier90 sees: the mesh
     H_k, kpts, centres, spreads = wannier90_mesh_hamiltonian(
         cm, atoms, frozen=(frozen[0] + vacuum, frozen[1] + vacuum), outer=(outer[0] + vacuum, outer[1] + vacuum),
         n1=m0, n2=nb, metal=mat.metal, workdir=workdir, num_iter=0, energy_shift=vacuum)
-    offsets, counts = orbital_offsets(atoms.get_chemical_symbols(), mat.metal)
     # GPAW (hence the Bloch sums of the projections) puts every atom into the home cell: pair
     # shifts are found for the wrapped positions, then expressed for the positions as given
     wrapped = atoms.copy()

@@ -4,11 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from ase import Atoms
 
 from wander_gui.core.materials import material_from_elements
 from wander_gui.core.orbitals import orbital_offsets
-from ase import Atoms
-
 from wander_gui.dft.dataset import FIDELITY_LIMIT_EV, load_chunks, unpack_pairs
 from wander_gui.dft.settings import HOPPING_CENTROID_LIMIT
 from wander_gui.dft.wannier import PairBlocks, hopping_centroid_offsets

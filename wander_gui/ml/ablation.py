@@ -29,21 +29,14 @@ VARIANTS = {
 
 def twisted_samples(validation_dir) -> list:
     """Twisted validation cells that carry a Wannier label, as samples."""
-    import numpy as np
-    from ase import Atoms
-
     from wander_gui.dft.dataset import has_current_label
     from wander_gui.dft.validation import CELLS, load_result
-    from wander_gui.ml.data import Sample
+    from wander_gui.ml.data import sample_from_arrays
     out = []
     for name in CELLS:
         r = load_result(Path(validation_dir), name) if validation_dir else None
-        if r is None or not has_current_label(r):
-            continue
-        a = Atoms(numbers=r["numbers"], positions=r["positions"], cell=r["cell"], pbc=(True, True, False))
-        a.set_array("layer", r["layer"].astype(np.int64))
-        out.append(Sample(name, a, float(r.get("energy", np.nan)), np.asarray(r.get("forces", np.zeros((len(a), 3)))),
-                          r))
+        if r is not None and has_current_label(r):
+            out.append(sample_from_arrays(name, r))
     return out
 
 

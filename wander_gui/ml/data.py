@@ -30,12 +30,16 @@ def load_samples(dataset_dir) -> list[Sample]:
     rows = load_chunks(Path(dataset_dir))
     if not rows:
         raise DataError(f"no configurations in {str(dataset_dir)!r}")
-    out = []
-    for r in rows:
-        a = Atoms(numbers=r["numbers"], positions=r["positions"], cell=r["cell"], pbc=(True, True, False))
-        a.set_array("layer", r["layer"].astype(np.int64))
-        out.append(Sample(r["name"], a, float(r["energy"]), r["forces"].astype(np.float64), r))
-    return out
+    return [sample_from_arrays(r["name"], r) for r in rows]
+
+
+def sample_from_arrays(name: str, r) -> Sample:
+    """A Sample from stored arrays (a dataset chunk or a validation result): structure with
+    ``layer`` set; energy and forces NaN where the arrays hold none."""
+    a = Atoms(numbers=r["numbers"], positions=r["positions"], cell=r["cell"], pbc=(True, True, False))
+    a.set_array("layer", np.asarray(r["layer"]).astype(np.int64))
+    forces = np.asarray(r["forces"], dtype=np.float64) if "forces" in r else np.full((len(a), 3), np.nan)
+    return Sample(name, a, float(r["energy"]) if "energy" in r else float("nan"), forces, r)
 
 
 def split(names, *, seed: int = 0, fractions=(0.8, 0.1, 0.1)) -> dict[str, str]:

@@ -87,6 +87,7 @@ def band_errors_on_labels(ff, hm, samples: list[Sample], *, npoints: int = 30) -
     itself reproduces the DFT bands to a few meV, see ``fidelity_near_gap_eV``).
     Returns {name: {"mae_meV", "max_meV", "gap_error_meV"}} and their mean under "mean"."""
     from wander_gui.backend import band_errors
+    from wander_gui.core.materials import material_from_elements
     from wander_gui.core.orbitals import orbital_offsets
     from wander_gui.dft.dataset import has_current_label, unpack_pairs
     from wander_gui.electronic.bands import compute_bands
@@ -98,8 +99,8 @@ def band_errors_on_labels(ff, hm, samples: list[Sample], *, npoints: int = 30) -
         if s.chunk is None or not has_current_label(s.chunk):
             continue
         a = s.atoms
-        offsets, counts = orbital_offsets(a.get_chemical_symbols(), "Mo" if "Mo" in a.get_chemical_symbols()
-                                          else a.get_chemical_symbols()[0])
+        symbols = a.get_chemical_symbols()
+        offsets, counts = orbital_offsets(symbols, material_from_elements(symbols).metal)
         ij, shift, block = unpack_pairs(s.chunk, counts)
         ref_tb = TBHamiltonian.from_pair_blocks(a, ij, shift, block, offsets, counts)
         p = predict_blocks(ff, hm, a)

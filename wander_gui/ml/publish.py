@@ -23,19 +23,18 @@ def validation_metrics(model, validation_dir) -> dict:
     """Errors on the twisted validation cells (never trained on): forces; H by category and
     near-gap bands (aligned at the VBM) where the DFT result has them."""
     import numpy as np
-    from ase import Atoms
 
     from wander_gui.dft.validation import CELLS, load_result
-    from wander_gui.ml.data import Sample
+    from wander_gui.ml.data import sample_from_arrays
     from wander_gui.ml.parity import parity
     out = {}
     for name in CELLS:
         r = load_result(Path(validation_dir), name)
         if r is None or "forces" not in r:
             continue
-        a = Atoms(numbers=r["numbers"], positions=r["positions"], cell=r["cell"], pbc=(True, True, False))
-        a.set_array("layer", r["layer"].astype(np.int64))
-        res = parity(model, [Sample(name, a, float(r["energy"]), r["forces"].astype(float), r)]).summary()
+        sample = sample_from_arrays(name, r)
+        a = sample.atoms
+        res = parity(model, [sample]).summary()
         entry = {"atoms": len(a), "force_mae_meV_per_A": res["forces"]["all"]["mae_meV_per_A"],
                  "dft_fmax_eV_per_A": float(np.abs(r["forces"]).max())}
         entry.update({f"h_{k}": v for k, v in res["hamiltonian"].items() if v and " " not in k})
