@@ -31,8 +31,11 @@ def as_dict(p):
     return {(int(i), int(j), *map(int, s)): b for (i, j), s, b in zip(p.ij, p.shift, p.blocks)}
 
 
+F64 = dict(dtype=torch.float64)  # the symmetry tests check exactness, in double precision
+
+
 def test_hermiticity(models, cell):
-    p = predict_blocks(*models, cell)
+    p = predict_blocks(*models, cell, **F64)
     d = as_dict(p)
     for (i, j, *s), b in d.items():
         partner = d[(j, i, *(-np.array(s)))]
@@ -47,11 +50,11 @@ def test_hermiticity(models, cell):
 @pytest.mark.parametrize("rot", [Rotation.from_euler("z", 21.787, degrees=True), Rotation.random(random_state=11)])
 def test_rotation_equivariance(models, cell, rot):
     R = rot.as_matrix()
-    p = as_dict(predict_blocks(*models, cell))
+    p = as_dict(predict_blocks(*models, cell, **F64))
     b = cell.copy()
     b.positions = cell.positions @ R.T
     b.cell = cell.cell.array @ R.T
-    pr = as_dict(predict_blocks(*models, b))
+    pr = as_dict(predict_blocks(*models, b, **F64))
     D = {1: real_harmonic_rotation(R, 1), 2: real_harmonic_rotation(R, 2)}
     counts = [5 if s == "Mo" else 3 for s in cell.get_chemical_symbols()]
     assert set(p) == set(pr)
@@ -62,6 +65,27 @@ def test_rotation_equivariance(models, cell, rot):
         expect = D[L[ni]] @ blk[:ni, :nj] @ D[L[nj]].T
         worst = max(worst, np.abs(pr[key][:ni, :nj] - expect).max())
     assert worst < 1e-10
+
+
+def test_float32_default_matches_double_and_leaves_models_alone(models, cell):
+    """The default single-precision path agrees with double precision to well below the
+    meV scale of the labels, and runs on a copy: the shared double models stay as they are."""
+    ff, hm = models
+    before = [p.detach().clone() for p in hm.parameters()]
+    p32, p64 = predict_blocks(ff, hm, cell), predict_blocks(ff, hm, cell, **F64)
+    assert np.array_equal(p32.ij, p64.ij)
+    assert np.abs(p32.blocks - p64.blocks).max() < 1e-4
+    assert np.abs(p32.blocks - p64.blocks).max() > 0  # it really ran in single precision
+    assert all(p.dtype == torch.float64 for p in hm.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, hm.parameters()))
+    bias = hm.intra["01s"][-1].bias  # Mo–S short-range output: every nearest-neighbour block
+    with torch.no_grad():  # a weight update reaches the next prediction (no stale copy)
+        bias.add_(0.5)
+    try:
+        assert np.abs(predict_blocks(ff, hm, cell).blocks - p32.blocks).max() > 0.1
+    finally:
+        with torch.no_grad():
+            bias.sub_(0.5)
 
 
 def test_blocks_continuous_across_range_split(models):

@@ -24,6 +24,11 @@ def add_arguments(p) -> None:
     v.add_argument("--no-wannier", action="store_true")
     v.add_argument("--relax", action="store_true",
                    help="also the fixed-cell DFT relaxation (fmax 0.02 eV/Å; hours, resumable)")
+    v.add_argument("--mesh-length", type=float, default=25.0,
+                   help="Wannier mesh n = ceil(length / L) per direction (default 25 Å: 3x3 at 21.79°)")
+    v.add_argument("--check-points", type=int, default=3, help="off-mesh k-points of the fidelity check")
+    v.add_argument("--band-points", type=int, default=0,
+                   help="points of a direct DFT band path G-M-K-G (default 0: none)")
     c = sub.add_parser("convergence", help="forces at 450 eV and on a 2x denser k mesh vs the stored reference")
     c.add_argument("names", nargs="+", help="dataset configurations, e.g. c0000-1x1-R")
     c.add_argument("--data", default="pretrained/dataset")
@@ -46,7 +51,9 @@ def run(args) -> int:
         return 0
     if args.action == "validation":
         from wander_gui.dft.validation import run_validation
-        run_validation(names=args.names, wannier=not args.no_wannier, relax=args.relax)
+        run_validation(names=args.names, wannier=not args.no_wannier, relax=args.relax,
+                       wannier_mesh_length=args.mesh_length, n_check=args.check_points,
+                       bands_npoints=args.band_points)
         return 0
     atoms = read_structure(args.structure)
     settings = QUICK if args.quick else DFTSettings()

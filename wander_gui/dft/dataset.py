@@ -151,12 +151,14 @@ def unpack_pairs(chunk: dict, counts) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return ij, chunk["pair_shift"].astype(np.int64), block
 
 
-def wannier_arrays(calc, atoms, vacuum: float, work: Path, name: str, txt: str) -> dict:
+def wannier_arrays(calc, atoms, vacuum: float, work: Path, name: str, txt: str, *,
+                   mesh: tuple[int, int] | None = None, n_check: int = 5) -> dict:
     """Wannier label of one configuration as chunk arrays; raises if fidelity is too poor."""
     from wander_gui.core.materials import material_from_elements
     from wander_gui.core.orbitals import orbital_offsets
     from wander_gui.dft.run import wannier_label
-    lab = wannier_label(calc, atoms, vacuum=vacuum, workdir=Path(work) / "w90" / name, txt=txt)
+    lab = wannier_label(calc, atoms, vacuum=vacuum, workdir=Path(work) / "w90" / name, txt=txt,
+                        mesh=mesh, n_check=n_check)
     if lab.fidelity_near_gap_eV > FIDELITY_LIMIT_EV:
         raise ConvergenceError(f"Wannier band fidelity {1000 * lab.fidelity_near_gap_eV:.1f} meV (max) near the gap "
                                f"exceeds {1000 * FIDELITY_LIMIT_EV:.0f} meV (frozen window "
@@ -179,6 +181,9 @@ def wannier_arrays(calc, atoms, vacuum: float, work: Path, name: str, txt: str) 
                vbm=np.float32(lab.vbm), cbm=np.float32(lab.cbm), wannier_seconds=np.float32(lab.seconds),
                centre_offset_max=np.float32(lab.centre_offset_max),
                hopping_centroid_max=np.float32(lab.hopping_centroid_max))
+    if lab.mesh_eps is not None:  # the DFT eigenvalues themselves, for band errors without interpolation
+        out.update(dft_kpts=np.concatenate([lab.mesh_kpts, lab.check_kpts]).astype(np.float32),
+                   dft_eps_eV=np.concatenate([lab.mesh_eps, lab.check_eps]).astype(np.float32))
     return out
 
 

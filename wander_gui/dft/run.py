@@ -120,6 +120,11 @@ class WannierLabel:
     vbm: float
     cbm: float
     seconds: float
+    #: DFT eigenvalues (vacuum-referenced, eV) on the mesh and at the check points, k fractional
+    mesh_kpts: np.ndarray | None = None
+    mesh_eps: np.ndarray | None = None
+    check_kpts: np.ndarray | None = None
+    check_eps: np.ndarray | None = None
 
 
 #: Wannier mesh: n = ceil(WANNIER_MESH_LENGTH / L) (Born–von Kármán supercell ≥ 30 Å)
@@ -170,7 +175,7 @@ def wannier_windows(eps_kn: np.ndarray, *, nocc: int, first: int,
 
 
 def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | None = None,
-                  r_max: float = 12.0, workdir, txt="-") -> WannierLabel:
+                  n_check: int = 5, r_max: float = 12.0, workdir, txt="-") -> WannierLabel:
     """Wannier H(R) (vacuum-referenced) from a converged density, with band-fidelity checks.
 
     Two non-self-consistent runs on the converged density: the Γ-centred ``mesh`` (for
@@ -187,7 +192,7 @@ def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | Non
     # nb bands converged plus an unconverged buffer: the outer window only uses converged states
     nscf = dict(symmetry="off", nbands=nb + 2 * nfu, convergence={"bands": nb}, txt=txt)
     cm = scf_calc.fixed_density(kpts={"size": (*mesh, 1), "gamma": True}, **nscf)
-    check = check_kpoints(mesh, seed=len(atoms))
+    check = check_kpoints(mesh, n=n_check, seed=len(atoms))
     cc = scf_calc.fixed_density(kpts=check, **nscf)
     nk = mesh[0] * mesh[1]
     em = np.array([cm.get_eigenvalues(kpt=k)[:nb] for k in range(nk)]) - vacuum
@@ -226,4 +231,5 @@ def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | Non
                         imag_max=imag, centres=centres, spreads=spreads, centre_offset_max=float(offs.max()),
                         hopping_centroid_max=float(centroid.max()),
                         frozen=frozen, vacuum=vacuum, mesh=mesh, vbm=vbm, cbm=cbm,
-                        seconds=time.perf_counter() - t0)
+                        seconds=time.perf_counter() - t0, mesh_kpts=np.asarray(cm.get_bz_k_points()),
+                        mesh_eps=em, check_kpts=np.asarray(check), check_eps=ec)

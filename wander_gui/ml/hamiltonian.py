@@ -86,14 +86,18 @@ def crystal_frames(species, layer, nb_i, nb_j, nb_vec, normal) -> torch.Tensor:
     return torch.stack([e1, e2, n.expand_as(e1)], dim=2)
 
 
-def _c3_frames(F: torch.Tensor) -> list[torch.Tensor]:
-    """F·R_z(2πk/3), k = 0, 1, 2: the three equivalent crystal frames."""
+def _c3_rotations(dtype, device) -> list[torch.Tensor]:
+    """R_z(2πk/3), k = 0, 1, 2."""
     out = []
     for k in range(3):
         c, s = math.cos(2 * math.pi * k / 3), math.sin(2 * math.pi * k / 3)
-        Rz = torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=F.dtype, device=F.device)
-        out.append(F @ Rz)
+        out.append(torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=dtype, device=device))
     return out
+
+
+def _c3_frames(F: torch.Tensor) -> list[torch.Tensor]:
+    """F·R_z(2πk/3), k = 0, 1, 2: the three equivalent crystal frames."""
+    return [F @ Rz for Rz in _c3_rotations(F.dtype, F.device)]
 
 
 def _sym_from_vector(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -227,26 +231,43 @@ class HamiltonianModel(nn.Module):
                 out[m, :n, :n] = out[m, :n, :n] + acc / 3
         return out
 
-    def _framed_end(self, nets, key, feats_own, feats_other, vec, F, la, lb):
-        """G(i, j, r; F_i): the block (P, 2la+1, 2lb+1) predicted in atom i's crystal frame
-        from (features, r in that frame), rotated to the global frame, C₃-averaged."""
-        r = vec.norm(dim=1)
+    def _framed_end(self, nets, key, feats, own, other, vec, r, R, w, la, lb, F_own, D_own):
+        """G(own, other, r; F_own): the block (P, 2la+1, 2lb+1) predicted in the own atom's
+        crystal frame from (features, r in that frame), rotated to the global frame and
+        averaged over the three C₃-equivalent frames F_k = F R_z(2πk/3):
+
+            G = (1/3) Σ_k D(F_k) X(F_kᵀ r̂) D(F_k)ᵀ = D(F) [(1/3) Σ_k D(R_k) X_k D(R_k)ᵀ] D(F)ᵀ.
+
+        The network sees cat[f_own, f_other, rbf(r), F_kᵀ r̂]; its first layer is applied as
+        W_own f_own + W_other f_other + W_R rbf + W_loc F_kᵀ r̂ (atom terms once per atom, the
+        radial term once per pair, only the last per frame). Pairs must be sorted by r, so the
+        short- and long-range networks act on a prefix and a suffix. ``D_own``: the own atoms'
+        Wigner matrices (D_la(F), D_lb(F)) and ``F_own`` their frames, gathered per pair.
+        """
         na, nb = 2 * la + 1, 2 * lb + 1
-        R = rbf(r, self.config["r_max"], self.config["n_rbf"])
-        w = switch(r, self.config["r_split"] - 0.5, self.config["r_split"] + 0.5)
-        short, long_ = w > 0, w < 1
-        acc = torch.zeros(len(r), na, nb, dtype=vec.dtype, device=vec.device)
-        for Fk in _c3_frames(F):
-            local = torch.einsum("pab,pa->pb", Fk, vec) / r[:, None]  # Fᵀ r̂
-            x = torch.cat([feats_own, feats_other, R, local], dim=1)
-            X = torch.zeros(len(r), na * nb, dtype=vec.dtype, device=vec.device)
-            if short.any():
-                X[short] = X[short] + w[short, None] * nets[key + "s"](x[short])
-            if long_.any():
-                X[long_] = X[long_] + (1 - w[long_, None]) * nets[key + "l"](x[long_])
-            Da, Db = wigner_d(Fk, la), wigner_d(Fk, lb)
-            acc = acc + Da @ X.view(-1, na, nb) @ Db.transpose(1, 2)
-        return acc / 3
+        P = len(r)
+        rot = _c3_rotations(vec.dtype, vec.device)
+        # D(R_k) X D(R_k)ᵀ on flattened blocks: X_flat @ kron(D_la(R_k), D_lb(R_k))ᵀ
+        kron = [torch.kron(wigner_d(Rk, la), wigner_d(Rk, lb)).T for Rk in rot]
+        local0 = torch.einsum("pab,pa->pb", F_own, vec / r[:, None])  # Fᵀ r̂
+        Y = torch.zeros(P, na * nb, dtype=vec.dtype, device=vec.device)
+        fdim = feats.shape[1]
+        n_short, n_full = int((w > 0).sum()), int((w >= 1).sum())
+        for rng, part, weight in (("s", slice(0, n_short), w), ("l", slice(n_full, P), 1 - w)):
+            if part.stop <= part.start:
+                continue
+            net = nets[key + rng]
+            W_own, W_other, W_R, W_loc = torch.split(net[0].weight, [fdim, fdim, R.shape[1], 3], dim=1)
+            pre = R[part] @ W_R.T + net[0].bias
+            if fdim:
+                pre = pre + (feats @ W_own.T)[own[part]] + (feats @ W_other.T)[other[part]]
+            loc, wt = local0[part], weight[part, None]
+            acc = 0
+            for k in range(3):
+                acc = acc + net[1:](pre + (loc @ rot[k]) @ W_loc.T) @ kron[k]
+            Y[part] += wt * acc
+        Da, Db = D_own
+        return Da @ Y.view(P, na, nb) @ Db.transpose(1, 2) / 3
 
     def _hoppings_frame(self, species, layer, feats, pi, pj, vec, frames):
         P = len(pi)
@@ -254,20 +275,27 @@ class HamiltonianModel(nn.Module):
         intra = layer[pi] == layer[pj]
         empty = feats[:, :0]
         latent = feats if self.config["inter_uses_raer"] else empty
+        D = {l: wigner_d(frames, l) for l in (1, 2)}  # per atom
+        r_all = vec.norm(dim=1)
+        rs = self.config["r_split"]
         for ta in range(2):
             for tb in range(2):
                 m = (species[pi] == ta) & (species[pj] == tb)
                 la, lb, na, nb = L_OF[ta], L_OF[tb], N_OF[ta], N_OF[tb]
                 for nets, sel, f in ((self.intra, m & intra, feats), (self.inter, m & ~intra, latent)):
-                    if not sel.any():
+                    idx = torch.nonzero(sel).squeeze(1)
+                    if len(idx) == 0:
                         continue
-                    i, j, v = pi[sel], pj[sel], vec[sel]
+                    idx = idx[torch.argsort(r_all[idx])]  # by distance: short/long nets on slices
+                    i, j, v, r = pi[idx], pj[idx], vec[idx], r_all[idx]
+                    R = rbf(r, self.config["r_max"], self.config["n_rbf"])
+                    w = switch(r, rs - 0.5, rs + 0.5)
                     # H_ij = G(i, j, r; F_i) + G(j, i, −r; F_j)ᵀ: exact H_ji(−R) = H_ij(R)ᵀ
-                    blk = self._framed_end(nets, f"{ta}{tb}", f[i], f[j], v, frames[i], la, lb) + \
-                        self._framed_end(nets, f"{tb}{ta}", f[j], f[i], -v, frames[j], lb, la).transpose(1, 2)
-                    full = torch.zeros(len(blk), 5, 5, dtype=vec.dtype, device=vec.device)
-                    full[:, :na, :nb] = blk
-                    out[sel] = full
+                    blk = self._framed_end(nets, f"{ta}{tb}", f, i, j, v, r, R, w, la, lb,
+                                           frames[i], (D[la][i], D[lb][i])) + \
+                        self._framed_end(nets, f"{tb}{ta}", f, j, i, -v, r, R, w, lb, la,
+                                         frames[j], (D[lb][j], D[la][j])).transpose(1, 2)
+                    out[idx, :na, :nb] = blk
         return out
 
     def hoppings(self, species, layer, Z, pi, pj, vec, frames=None):

@@ -84,7 +84,7 @@ def model_card_section(entry: dict) -> str:
     bands = (m.get("h") or {}).get("bands") or {}
     if any(bands.get(p) for p in ("train", "val", "test")):
         lines += ["", "| bands from predicted H vs DFT Wannier H (Γ–M–K–Γ, aligned at the VBM, "
-                  "states within 1 eV of the gap) | split | configs | MAE (meV) | max (meV) | mean \|gap error\| (meV) |",
+                  "states within 1 eV of the gap) | split | configs | MAE (meV) | max (meV) | mean \\|gap error\\| (meV) |",
                   "|---|---|---|---|---|---|"]
         for part in ("train", "val", "test"):
             r = bands.get(part)
