@@ -127,18 +127,78 @@ def validation_reference(atoms) -> dict | None:
     return None
 
 
-def reference_bands(ref: dict):
-    """DFT bands of a validation result as a BandResult of the d–p manifold (or None)."""
-    if ref is None or "bands_eV" not in ref:
+def reference_bands(ref: dict, npoints: int = 40):
+    """DFT bands of a validation result as a BandResult of the d–p manifold (or None).
+
+    A direct DFT band path (``bands_eV``) is used when the result has one; otherwise the
+    bands of the cell's DFT Wannier Hamiltonian on Γ–M–K–Γ (``source`` says which: the
+    Wannier bands reproduce the DFT eigenvalues to ``fidelity_near_gap_eV``, checked at
+    off-mesh k-points when the label was made).
+    """
+    if ref is None:
         return None
     from wander_gui.electronic.bands import BandResult
     from wander_gui.dft.settings import EXCLUDED_PER_FU, WANNIER_PER_FU
     nfu = len(ref["numbers"]) // 3
+    if "bands_eV" in ref:
+        m0 = nfu * EXCLUDED_PER_FU
+        e = ref["bands_eV"][:, m0:m0 + nfu * WANNIER_PER_FU].astype(float)
+        nv = int(ref["n_occupied"]) - m0
+        res = BandResult(ref["bands_kpts"], e, nv, float(e[:, nv - 1].max()), float(e[:, nv].min()),
+                         x_k=ref.get("bands_x"))
+        res.source = "DFT band path"
+        return res
+    tb = reference_tb(ref)
+    if tb is None:
+        return None
+    from wander_gui.electronic.bands import compute_bands
+    from wander_gui.electronic.kpoints import band_path
+    atoms = _result_atoms(ref)
+    k, x, labels = band_path(atoms.cell.array, "GMKG", npoints)
+    res = compute_bands(tb, k)
+    res.x_k, res.labels = x, labels
+    res.source = (f"DFT Wannier Hamiltonian (max error {1000 * float(ref['fidelity_near_gap_eV']):.0f} meV "
+                  "vs DFT near the gap)")
+    return res
+
+
+def _result_atoms(ref: dict):
+    from wander_gui.ml.data import sample_from_arrays
+    return sample_from_arrays("reference", ref).atoms
+
+
+def reference_tb(ref: dict):
+    """The DFT Wannier Hamiltonian stored with a dataset chunk or validation result (or None)."""
+    from wander_gui.dft.dataset import has_current_label, unpack_pairs
+    if ref is None or not has_current_label(ref):
+        return None
+    from wander_gui.core.materials import material_from_elements
+    from wander_gui.core.orbitals import orbital_offsets
+    from wander_gui.electronic.hamiltonian import TBHamiltonian
+    a = _result_atoms(ref)
+    symbols = a.get_chemical_symbols()
+    offsets, counts = orbital_offsets(symbols, material_from_elements(symbols).metal)
+    ij, shift, block = unpack_pairs(ref, counts)
+    return TBHamiltonian.from_pair_blocks(a, ij, shift, block, offsets, counts)
+
+
+def dft_point_bands(ref: dict):
+    """The DFT eigenvalues themselves (no interpolation) at the k-points of the Wannier step
+    (its mesh and off-mesh check points), d–p manifold only, as a BandResult; None when the
+    result does not store them."""
+    if ref is None or "dft_eps_eV" not in ref:
+        return None
+    import numpy as np
+
+    from wander_gui.electronic.bands import BandResult
+    from wander_gui.dft.settings import EXCLUDED_PER_FU, WANNIER_PER_FU
+    nfu = len(ref["numbers"]) // 3
     m0 = nfu * EXCLUDED_PER_FU
-    e = ref["bands_eV"][:, m0:m0 + nfu * WANNIER_PER_FU].astype(float)
-    nv = int(ref["n_occupied"]) - m0
-    return BandResult(ref["bands_kpts"], e, nv, float(e[:, nv - 1].max()), float(e[:, nv].min()),
-                      x_k=ref.get("bands_x"))
+    e = np.asarray(ref["dft_eps_eV"], float)[:, m0:m0 + nfu * WANNIER_PER_FU]
+    nv = int((e[0] <= float(ref["vbm"]) + 1e-4).sum())
+    res = BandResult(np.asarray(ref["dft_kpts"], float), e, nv, float(e[:, nv - 1].max()), float(e[:, nv].min()))
+    res.source = "DFT eigenvalues at the Wannier mesh and check k-points"
+    return res
 
 
 def band_errors(pred, ref, window: float = 1.0) -> dict:
@@ -209,6 +269,7 @@ def materials() -> list[str]:
 
 __all__ = ["build_twisted", "build_bilayer", "search_cells", "nearest_cells", "snap_angle", "relax",
            "displacement_map", "model_status", "materials", "ModelStatus", "calculator", "predict_tb",
-           "model_info", "validation_reference", "reference_bands", "band_errors", "orbital_layers",
+           "model_info", "validation_reference", "reference_bands", "reference_tb", "dft_point_bands",
+           "band_errors", "orbital_layers",
            "parity_report", "band_width_ladder",
            "InputError", "ModelError", "WanderError"]

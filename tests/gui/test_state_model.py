@@ -72,6 +72,30 @@ def test_exports(session):
     assert int(hr[1]) == 7 * 11 * 2  # num_wann
 
 
+def _self_contained(html: bytes) -> bool:
+    import re
+    text = html.decode()
+    return text.lstrip().lower().startswith("<!doctype html") and not re.search(
+        r'<(?:script|link)[^>]*(?:src|href)="https?://', text)
+
+
+def test_plot_and_trajectory_exports(session):
+    s = session
+    downloads = {w.filename: w for w in views.export_widgets(s) if hasattr(w, "callback")}
+    assert downloads["relaxation.extxyz"].callback() is None  # nothing relaxed yet
+    assert downloads["bands.png"].callback().read(8) == b"\x89PNG\r\n\x1a\n"
+    assert _self_contained(downloads["bands.html"].callback().read())
+    s.steps, s.optimizer = 3, "fire"
+    s.relax = True
+    s.wait(300)
+    assert s.running == "" and s.trajectory, s.message
+    frames = read(io.StringIO(downloads["relaxation.extxyz"].callback().read().decode()), index=":", format="extxyz")
+    assert len(frames) == len(s.relax_trace) == 4  # steps 0..3
+    assert np.allclose(frames[-1].positions, s.atoms.positions, atol=1e-6)
+    assert frames[0].get_forces().shape == (len(s.atoms), 3)
+    assert _self_contained(downloads["relaxation.html"].callback().read())
+
+
 def test_dashboard_with_results_renders(session):
     d = views.Dashboard(session)
     d.__panel__()

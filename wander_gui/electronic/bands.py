@@ -23,6 +23,7 @@ class BandResult:
     labels: list | None = None
     layer0_weight_kn: np.ndarray | None = None  # Σ_{orbitals of layer 0} |ψ|² per state ("fat bands")
     sigma: float | None = None  # shift-invert energy used by the sparse solver
+    source: str | None = None  # where reference bands come from (DFT path, DFT Wannier H, ...)
 
     def save(self, path) -> None:
         extra = {} if self.layer0_weight_kn is None else {"layer0_weight": self.layer0_weight_kn}

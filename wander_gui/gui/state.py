@@ -43,6 +43,7 @@ class MoireState(param.Parameterized):
     snapped = param.Dict(default={}, doc="commensurate cell for the current inputs")
     atoms = param.Parameter(default=None, doc="current structure (ase.Atoms)")
     relax_trace = param.List(default=[], doc="(step, energy, fmax) of the running/last relaxation")
+    trajectory = param.String(default="", doc="extxyz trajectory file of the last relaxation (empty: none kept)")
     dz = param.Parameter(default=None, doc="latest per-layer out-of-plane displacements")
     bands = param.Parameter(default=None, doc="latest BandResult")
     reference = param.Parameter(default=None, doc="DFT results when the cell is a validation cell")
@@ -63,9 +64,14 @@ class MoireState(param.Parameterized):
     compute_parity = param.Event(doc="parity of the model vs DFT on its test split")
     compute_ladder = param.Event(doc="band width vs twist angle over the commensurate ladder")
 
+    #: the relaxation trajectory is kept (for export) up to this many atom-steps
+    TRAJECTORY_LIMIT = 2_000_000
+
     def __init__(self, **params):
         super().__init__(**params)
+        import tempfile
         self.jobs = JobRunner()
+        self._scratch = tempfile.TemporaryDirectory(prefix="wander-session-")  # removed with the session
         self._update_snap()
 
     # -- inputs -> candidate cell ---------------------------------------------------
@@ -140,8 +146,12 @@ class MoireState(param.Parameterized):
         if not self._ready_for_model():
             return
         atoms, steps = self.atoms.copy(), self.steps
-        self.relax_trace = []
+        self.relax_trace, self.trajectory = [], ""
         self.running = "relax"
+        from pathlib import Path
+        traj = str(Path(self._scratch.name) / "relax.extxyz") if len(atoms) * steps <= self.TRAJECTORY_LIMIT else None
+        if traj and Path(traj).exists():
+            Path(traj).unlink()
 
         def work(cancel):
             calc = backend.calculator(**self._model_kwargs())
@@ -153,13 +163,14 @@ class MoireState(param.Parameterized):
                     self.progress = min(100, int(100 * info.step / max(steps, 1)))
                 self.jobs.ui(update)
             res = backend.relax(atoms, calc, optimizer=self.optimizer, fmax=self.fmax, steps=steps,
-                                on_step=on_step, cancel=cancel)
+                                on_step=on_step, cancel=cancel, trajectory=traj)
             final = res.atoms.copy()
             final.calc = None
             ood = backend.out_of_distribution(final, **self._model_kwargs())
 
             def finish():
                 self.atoms = final
+                self.trajectory = traj or ""
                 state = "cancelled" if res.cancelled else ("converged" if res.converged else "not converged")
                 self.message = (f"Relaxation {state} after {res.steps} steps: fmax {res.fmaxes[-1]:.4f} eV/Å, "
                                 f"corrugation {', '.join(f'{c:.3f}' for c in res.summary()['corrugation_A'])} Å"

@@ -36,9 +36,8 @@ def structure_plots(atoms):
                      pn.pane.HoloViews(side, sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
 
-def relax_plots(atoms, trace, dz, reference=None, tile=False):
-    if atoms is None or not trace:
-        return pn.pane.Markdown("Relaxation maps appear here while a relaxation runs.")
+def relax_figures(atoms, trace, reference=None, tile=False):
+    """(displacement maps, energy/fmax traces) HoloViews objects of a relaxation."""
     steps, e, f = (np.array(x) for x in zip(*trace))
     traces = (hv.Curve((steps, e), "step", "energy (eV)").opts(responsive=True, height=220, title="energy")
               + hv.Curve((steps, f), "step", "fmax (eV/Å)").opts(responsive=True, height=220, logy=True,
@@ -55,13 +54,19 @@ def relax_plots(atoms, trace, dz, reference=None, tile=False):
         qm = hv.QuadMesh((gx, gy, grid), ["x (Å)", "y (Å)"], "dz (Å)")
         maps.append(qm.opts(cmap="RdBu_r", clim=(-lim, lim), colorbar=True, aspect="equal", responsive=True,
                             min_height=300, title=f"{src} layer {layer}: z − ⟨z⟩ (metal plane)"))
-    return pn.Column(pn.pane.HoloViews(hv.Layout(maps).cols(2), sizing_mode="stretch_width"),
+    return hv.Layout(maps).cols(2), traces
+
+
+def relax_plots(atoms, trace, dz, reference=None, tile=False):
+    if atoms is None or not trace:
+        return pn.pane.Markdown("Relaxation maps appear here while a relaxation runs.")
+    maps, traces = relax_figures(atoms, trace, reference, tile)
+    return pn.Column(pn.pane.HoloViews(maps, sizing_mode="stretch_width"),
                      pn.pane.HoloViews(traces, sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
 
-def band_plots(bands, colour="gap", ref=None, err=None):
-    if bands is None:
-        return pn.pane.Markdown("Bands appear here after **Bands**.")
+def band_figures(bands, colour="gap", ref=None, err=None):
+    """(band overlay, DOS) HoloViews objects of a BandResult, with the DFT reference dashed."""
     x = bands.x_k if bands.x_k is not None else np.arange(len(bands.kpts_kc))
     elems = []
     if ref is not None:  # DFT reference (same k-points, vacuum-referenced)
@@ -81,6 +86,8 @@ def band_plots(bands, colour="gap", ref=None, err=None):
                 color="crimson" if near else "steelblue", line_width=2 if near else 1))
     ylim = (bands.vbm - 1.5, bands.cbm + 1.5)
     title = "predicted" + (" (solid) vs DFT (dashed)" if ref is not None else "")
+    if ref is not None and ref.source and "Wannier" in ref.source:
+        title = "predicted (solid) vs DFT Wannier H (dashed)"
     if err:
         title += f": near-gap MAE {err['mae_meV']:.0f} meV, gap error {err['gap_error_meV']:+.0f} meV"
     ov = hv.Overlay(elems).opts(responsive=True, min_height=450, show_legend=False, ylim=ylim, title=title)
@@ -90,8 +97,16 @@ def band_plots(bands, colour="gap", ref=None, err=None):
     energies, g = dos(bands.e_kn, width=0.03, energies=np.linspace(*ylim, 400))
     dos_plot = hv.Curve((energies, g), "energy (eV)", "DOS (states/eV)").opts(
         invert_axes=True, height=450, width=180, color="gray", ylim=ylim, title="DOS")
-    return pn.Row(pn.pane.HoloViews(ov, sizing_mode="stretch_width"), pn.pane.HoloViews(dos_plot),
-                  sizing_mode="stretch_width")
+    return ov, dos_plot
+
+
+def band_plots(bands, colour="gap", ref=None, err=None):
+    if bands is None:
+        return pn.pane.Markdown("Bands appear here after **Bands**.")
+    ov, dos_plot = band_figures(bands, colour, ref, err)
+    note = pn.pane.Markdown(f"Reference: {ref.source}." if ref is not None and ref.source else "")
+    return pn.Column(pn.Row(pn.pane.HoloViews(ov, sizing_mode="stretch_width"), pn.pane.HoloViews(dos_plot),
+                            sizing_mode="stretch_width"), note, sizing_mode="stretch_width")
 
 
 def psi_plots(psi):
@@ -164,6 +179,25 @@ def model_banner(material):
     return pn.pane.Alert(text, alert_type="info")
 
 
+def _structure_title(atoms) -> str:
+    if atoms is None:
+        return ""
+    theta = atoms.info.get("twist_deg")
+    return f"{len(atoms)} atoms" + (f", θ = {theta:.2f}°" if theta is not None else "")
+
+
+def standalone_html(obj, title: str):
+    """A self-contained HTML file (every script inline: opens offline) of a HoloViews object."""
+    import io
+    import re
+
+    from bokeh.resources import INLINE
+    buf = io.StringIO()
+    pn.panel(obj).save(buf, resources=INLINE, title=title)
+    html = re.sub(r'<link rel="(?:apple-touch-icon|icon)"[^>]*>', "", buf.getvalue())  # CDN favicons
+    return io.BytesIO(html.encode())
+
+
 def export_widgets(s: MoireState):
     """Download buttons for the current structure, bands and Hamiltonian."""
     import io
@@ -207,9 +241,41 @@ def export_widgets(s: MoireState):
                             header="WANDER predicted Hamiltonian (eV, vacuum level = 0)")
             return io.BytesIO(path.read_bytes())
 
+    def trajectory():
+        from pathlib import Path
+        if not s.trajectory or not Path(s.trajectory).exists():
+            return None
+        return io.BytesIO(Path(s.trajectory).read_bytes())
+
+    def bands_png():
+        if s.bands is None:
+            return None
+        from wander_gui.electronic.bands import plot_bands
+        buf = io.BytesIO()
+        ref = s.ref_bands if s.ref_bands is not None and len(s.ref_bands.kpts_kc) == len(s.bands.kpts_kc) else None
+        plot_bands(s.bands, buf, reference=ref, title=_structure_title(s.atoms))
+        buf.seek(0)
+        return buf
+
+    def bands_html():
+        if s.bands is None:
+            return None
+        ov, dos_plot = band_figures(s.bands, s.band_colour, s.ref_bands, s.band_error)
+        return standalone_html(ov + dos_plot, "WANDER bands: " + _structure_title(s.atoms))
+
+    def relax_html():
+        if s.atoms is None or not s.relax_trace:
+            return None
+        maps, traces = relax_figures(s.atoms, s.relax_trace, s.reference, s.tile_maps)
+        return standalone_html((maps + traces).cols(2), "WANDER relaxation: " + _structure_title(s.atoms))
+
     mk = pn.widgets.FileDownload
     return pn.Column(
         "### Export",
+        mk(callback=trajectory, filename="relaxation.extxyz", label="relaxation trajectory (extxyz)"),
+        mk(callback=bands_png, filename="bands.png", label="band plot (PNG)"),
+        mk(callback=bands_html, filename="bands.html", label="band plot (HTML)"),
+        mk(callback=relax_html, filename="relaxation.html", label="relaxation maps (HTML)"),
         mk(callback=structure("extxyz"), filename="structure.extxyz", label="structure (extxyz)"),
         mk(callback=structure("vasp"), filename="POSCAR", label="structure (POSCAR)"),
         mk(callback=bands_npz, filename="bands.npz", label="bands (npz)"),

@@ -38,16 +38,35 @@ def validation_metrics(model, validation_dir) -> dict:
         entry = {"atoms": len(a), "force_mae_meV_per_A": res["forces"]["all"]["mae_meV_per_A"],
                  "dft_fmax_eV_per_A": float(np.abs(r["forces"]).max())}
         entry.update({f"h_{k}": v for k, v in res["hamiltonian"].items() if v and " " not in k})
-        if "bands_eV" in r and model.hm is not None:
-            from wander_gui import backend
-            from wander_gui.electronic.bands import compute_bands
-            from wander_gui.electronic.hamiltonian import TBHamiltonian
-            from wander_gui.ml.predict import predict_blocks
-            ref = backend.reference_bands(r)
-            p = predict_blocks(model.ff, model.hm, a)
-            tb = TBHamiltonian.from_pair_blocks(a, p.ij, p.shift, p.blocks, p.offsets, p.counts)
-            entry["bands"] = backend.band_errors(compute_bands(tb, ref.kpts_kc), ref)
+        if model.hm is not None:
+            entry.update(validation_band_errors(model, r))
         out[name] = entry
+    return out
+
+
+def validation_band_errors(model, r) -> dict:
+    """Near-gap band errors of the predicted H on a DFT result (aligned at the VBM):
+    ``bands`` on the moiré path vs the DFT path, or vs the DFT Wannier bands where no direct
+    path was computed (``bands_source`` says which), and ``bands_dft_points`` vs the DFT
+    eigenvalues themselves at the Wannier step's k-points."""
+    from wander_gui import backend
+    from wander_gui.electronic.bands import compute_bands
+    from wander_gui.electronic.hamiltonian import TBHamiltonian
+    from wander_gui.ml.data import sample_from_arrays
+    from wander_gui.ml.predict import predict_blocks
+    a = sample_from_arrays("cell", r).atoms
+    ref = backend.reference_bands(r)
+    pts = backend.dft_point_bands(r)
+    if ref is None and pts is None:
+        return {}
+    p = predict_blocks(model.ff, model.hm, a)
+    tb = TBHamiltonian.from_pair_blocks(a, p.ij, p.shift, p.blocks, p.offsets, p.counts)
+    out = {}
+    if ref is not None:
+        out["bands"] = backend.band_errors(compute_bands(tb, ref.kpts_kc), ref)
+        out["bands_source"] = ref.source
+    if pts is not None:
+        out["bands_dft_points"] = backend.band_errors(compute_bands(tb, pts.kpts_kc), pts)
     return out
 
 
@@ -101,14 +120,24 @@ def model_card_section(entry: dict) -> str:
     val = m.get("validation") or {}
     if val:
         lines += ["", "| twisted validation cell (never trained on) | atoms | force MAE (meV/Å) | DFT fmax (eV/Å) | "
-                  "H MAE on-site / intra / inter (meV) | near-gap band MAE (meV) | gap error (meV) |",
-                  "|---|---|---|---|---|---|---|"]
+                  "H MAE on-site / intra / inter (meV) | H R² on-site / intra / inter | "
+                  "near-gap band MAE, path (meV) | near-gap band MAE at DFT k-points (meV) | gap error (meV) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        sources = set()
         for name, v in val.items():
             h = " / ".join(_fmt((v.get(f"h_{c}") or {}).get("mae_meV")) for c in ("onsite", "intra", "inter"))
-            b = v.get("bands") or {}
+            r2 = " / ".join(_fmt((v.get(f"h_{c}") or {}).get("r2"), 3) for c in ("onsite", "intra", "inter"))
+            b, bp = v.get("bands") or {}, v.get("bands_dft_points") or {}
+            if v.get("bands_source"):
+                sources.add(v["bands_source"].split(" (")[0])
             lines.append(f"| {name} | {v['atoms']} | {_fmt(v['force_mae_meV_per_A'])} | "
-                         f"{_fmt(v['dft_fmax_eV_per_A'], 3)} | {h} | {_fmt(b.get('mae_meV'))} | "
-                         f"{_fmt(b.get('gap_error_meV'))} |")
+                         f"{_fmt(v['dft_fmax_eV_per_A'], 3)} | {h} | {r2} | {_fmt(b.get('mae_meV'))} | "
+                         f"{_fmt(bp.get('mae_meV'))} | {_fmt(bp.get('gap_error_meV', b.get('gap_error_meV')))} |")
+        if sources:
+            lines += ["", "Band errors: states within 1 eV of the gap, both band sets aligned at their valence "
+                      f"maximum; the path reference is the {' / '.join(sorted(sources))}; the DFT k-points are the "
+                      "Wannier mesh and off-mesh check points of the DFT run (plain DFT eigenvalues, no "
+                      "interpolation); the gap error is taken at those points."]
     lines += ["", f"<!-- /model:{entry['name']} -->"]
     return "\n".join(lines)
 
