@@ -57,8 +57,7 @@ def main():
             if dev == "cpu" and len(a) > 20000:
                 continue
             b = a.copy()
-            b.calc = WanderCalculator(ForceField(**ff.config).to(dtype), device=dev, dtype=dtype)
-            b.calc.model.load_state_dict(ff.to(dtype).state_dict())
+            b.calc = WanderCalculator(ff, device=dev, dtype=dtype)  # copies ff to the device / precision
             b.get_forces()  # warm-up (CUDA context, kernels)
             b.positions = b.positions + 1e-4
             t, _ = timed(b.get_forces)

@@ -50,9 +50,9 @@ def get_model(name: str | None = None, directory=None):
 
 
 def calculator(*, model: str | None = None, model_dir=None):
-    """ASE calculator of the force field."""
+    """ASE calculator of the force field (float64, float32 from 2000 atoms: see WanderCalculator)."""
     from wander_gui.ml.calculator import WanderCalculator
-    return WanderCalculator(get_model(model, model_dir).ff)
+    return WanderCalculator(get_model(model, model_dir).ff, dtype="auto")
 
 
 def predict_tb(atoms, *, model: str | None = None, model_dir=None):

@@ -28,8 +28,7 @@ def test_forces_on_gpu_match_cpu(cell):
     out = {}
     for dev in ("cpu", "cuda"):
         a = cell.copy()
-        a.calc = WanderCalculator(ForceField(**ff.config).double().requires_grad_(False), device=dev)
-        a.calc.model.load_state_dict(ff.state_dict())
+        a.calc = WanderCalculator(ff, device=dev)  # the calculator copies the model to the device
         out[dev] = (a.get_potential_energy(), a.get_forces())
     assert out["cuda"][0] == pytest.approx(out["cpu"][0], abs=1e-8)
     assert np.abs(out["cuda"][1] - out["cpu"][1]).max() < 1e-8

@@ -95,6 +95,21 @@ def test_ase_calculator(model, cell):
     assert a.calc.results["raer"].shape == (len(a), model.latent_dim)
 
 
+def test_single_precision_for_large_cells(model, cell):
+    """dtype="auto" switches to float32 from AUTO_FLOAT32_ATOMS atoms on; its forces agree
+    with double precision far below any relaxation threshold and the shared model stays double."""
+    a = cell.copy()
+    a.calc = WanderCalculator(model, device="cpu", dtype="auto")
+    a.calc.AUTO_FLOAT32_ATOMS = len(a)  # this small cell counts as large
+    E, F, _ = energy_forces(model, cell)
+    assert a.calc.dtype_for(len(a)) == torch.float32 and a.calc.dtype_for(len(a) - 1) == torch.float64
+    f32 = a.get_forces()
+    assert np.abs(f32 - F).max() < 1e-4  # eV/Å
+    assert np.abs(f32 - F).max() > 0  # it really ran in single precision
+    assert a.get_potential_energy() == pytest.approx(E, abs=1e-3)
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+
+
 def test_checkpoint_round_trip(model, cell, tmp_path):
     torch.save({"config": model.config, "state_dict": model.state_dict()}, tmp_path / "ff.pt")
     ck = torch.load(tmp_path / "ff.pt", weights_only=True)
