@@ -52,3 +52,20 @@ def test_dashboard_renders_without_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "False"
+
+
+def test_notebook_3d_view_loads_the_cell_with_one_colour_per_layer():
+    import ast
+
+    import numpy as np
+    from wander_gui.core.builder import build_twisted
+    from wander_gui.gui.views import LAYER_COLOURS, structure_3d
+    atoms = build_twisted(mn=(1, 2))
+    msgs = structure_3d(atoms)._ngl_msg_archive  # what the widget sends to the browser
+    pdb = msgs[0]["args"][0]["data"]
+    assert sum(line.startswith(("ATOM", "HETATM")) for line in pdb.splitlines()) == len(atoms)
+    reps = [m["kwargs"] for m in msgs if m.get("methodName") == "addRepresentation" and "color" in m["kwargs"]]
+    assert [r["color"] for r in reps] == list(LAYER_COLOURS)
+    for lay, r in enumerate(reps):
+        idx = sorted(ast.literal_eval("[" + r["sele"].lstrip("@") + "]"))
+        assert idx == list(np.flatnonzero(atoms.arrays["layer"] == lay))

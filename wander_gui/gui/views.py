@@ -36,6 +36,30 @@ def structure_plots(atoms):
                      pn.pane.HoloViews(side, sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
 
+LAYER_COLOURS = ("#1f77b4", "#ff7f0e")  # layer 0, layer 1 (Category10, as in the 2D views)
+
+
+def structure_3d(atoms, *, repeat: tuple[int, int] = (1, 1)):
+    """3D view of a bilayer for notebooks (nglview widget): ball-and-stick, one colour per
+    layer, the unit cell drawn. Needs ``pip install nglview`` (the ``[notebook]`` extra)."""
+    try:
+        import nglview
+    except ImportError as exc:
+        from wander_gui.errors import InputError
+        raise InputError("the 3D view needs nglview: pip install 'nglview>=3.1' (or the [notebook] extra)") from exc
+    from wander_gui.core.layers import ensure_layers
+    layer = ensure_layers(atoms)
+    a = atoms.repeat((*repeat, 1)) if repeat != (1, 1) else atoms.copy()
+    layer = np.tile(layer, repeat[0] * repeat[1])
+    view = nglview.show_ase(a, default=False)
+    for lay, colour in zip((0, 1), LAYER_COLOURS):
+        idx = np.flatnonzero(layer == lay)
+        view.add_representation("ball+stick", selection="@" + ",".join(map(str, idx)), color=colour,
+                                radius=0.25, name=f"layer {lay}")
+    view.add_unitcell()
+    return view
+
+
 def relax_figures(atoms, trace, reference=None, tile=False):
     """(displacement maps, energy/fmax traces) HoloViews objects of a relaxation."""
     steps, e, f = (np.array(x) for x in zip(*trace))
