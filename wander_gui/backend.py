@@ -239,6 +239,15 @@ def parity_report(split: str = "test", *, model: str | None = None, model_dir=No
     return parity(get_model(model, model_dir), samples)
 
 
+def cell_parity(atoms, ref: dict, *, model: str | None = None, model_dir=None):
+    """Predicted vs DFT for one cell with a DFT result (forces; H blocks if it has a label)."""
+    from wander_gui.ml.data import sample_from_arrays
+    from wander_gui.ml.parity import parity
+    res = parity(get_model(model, model_dir), [sample_from_arrays(ref.get("name", "cell"), ref)])
+    res.title = f"{ref.get('name', 'this cell')} ({len(atoms)} atoms)"
+    return res
+
+
 def band_width_ladder(*, stacking: str = "R", max_atoms: int = 600, n_top: int = 2, npoints: int = 24,
                       model: str | None = None, model_dir=None, on_step=None, cancel=None) -> list[dict]:
     """Width of the ``n_top`` topmost valence bands (Γ–M–K–Γ) for each exact commensurate cell
@@ -271,5 +280,5 @@ __all__ = ["build_twisted", "build_bilayer", "search_cells", "nearest_cells", "s
            "displacement_map", "model_status", "materials", "ModelStatus", "calculator", "predict_tb",
            "model_info", "validation_reference", "reference_bands", "reference_tb", "dft_point_bands",
            "band_errors", "orbital_layers",
-           "parity_report", "band_width_ladder",
+           "parity_report", "cell_parity", "band_width_ladder",
            "InputError", "ModelError", "WanderError"]

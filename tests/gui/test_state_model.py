@@ -109,3 +109,39 @@ def test_relaxation_maps_with_dft_reference_and_tiling(session):
         col = views.relax_plots(a, trace, None, ref, tile)
         layout = col[0].object
         assert len(layout) == 4  # ML and DFT maps of both layers, one colour scale
+
+
+@pytest.mark.dft
+def test_background_dft_reference_of_a_small_cell(tiny_model_dir):
+    """The DFT button runs real GPAW (quick setting) in a subprocess on the current cell, then
+    shows it as the reference and the model's force parity on it; Cancel stops the process."""
+    from wander_gui.core.builder import build_aligned
+    s = MoireState(model_dir=str(tiny_model_dir))
+    s.atoms = build_aligned("MoS2", "R", supercell=1, d_interlayer=6.5)
+    s.dft_quick, s.dft_wannier = True, False
+    s.compute_dft = True
+    s.wait(900)
+    assert s.reference is not None, s.message
+    assert "quick" in s.reference["name"] and s.reference["forces"].shape == (6, 3)
+    assert s._reference_matches(s.atoms)
+    assert s.parity is not None and s.parity.forces["all"][0].shape == (18,)
+    assert "force MAE on this cell" in s.message
+    views.parity_plots(s.parity)
+    # cancel: the GPAW process is stopped and the state says so
+    s.compute_dft = True
+    import time
+    time.sleep(3)
+    s.cancel = True
+    s.wait(60)
+    assert s.running == "" and "DFT cancelled" in s.message
+
+
+def test_background_dft_refuses_large_cells_with_the_limit(session):
+    from wander_gui.dft.background import DFT_MAX_ATOMS
+    s = session
+    big = s.atoms.repeat((2, 2, 1))
+    s2 = MoireState(model_dir=s.model_dir)
+    s2.atoms = big
+    s2.compute_dft = True
+    assert s2.running == ""
+    assert "DFT not started" in s2.message and str(DFT_MAX_ATOMS) in s2.message

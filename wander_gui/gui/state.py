@@ -39,6 +39,10 @@ class MoireState(param.Parameterized):
     psi_k = param.Selector(default="K", objects=["G", "M", "K"], label="|ψ|² at k", doc="k-point of the |ψ|² map")
     psi_band = param.Integer(default=-1, bounds=(-8, 7), label="|ψ|² of band", doc="band from the gap: −1 top valence, 0 bottom conduction")
     ladder_max_atoms = param.Integer(default=400, bounds=(42, 3000), doc="largest cell of the band-width ladder")
+    dft_quick = param.Boolean(default=True, label="quick DFT preview (250 eV, sparse k; labelled)",
+                              doc="cheap setting for a preview; off: the project's reference level of theory")
+    dft_wannier = param.Boolean(default=False, label="DFT Wannier H and bands too (hours)",
+                                doc="also the Wannier Hamiltonian and a DFT band path (needs Wannier90)")
 
     snapped = param.Dict(default={}, doc="commensurate cell for the current inputs")
     atoms = param.Parameter(default=None, doc="current structure (ase.Atoms)")
@@ -63,6 +67,7 @@ class MoireState(param.Parameterized):
     compute_psi = param.Event(doc="map |ψ|² of the chosen state")
     compute_parity = param.Event(doc="parity of the model vs DFT on its test split")
     compute_ladder = param.Event(doc="band width vs twist angle over the commensurate ladder")
+    compute_dft = param.Event(doc="DFT reference of the current (small) cell in a background process")
 
     #: the relaxation trajectory is kept (for export) up to this many atom-steps
     TRAJECTORY_LIMIT = 2_000_000
@@ -183,7 +188,7 @@ class MoireState(param.Parameterized):
         if not self._ready_for_model():
             return
         atoms = self.atoms.copy()
-        ref = self.ref_bands if self.relax_trace == [] else None  # DFT reference is for the unrelaxed cell
+        ref = self.ref_bands if self._reference_matches(atoms) else None  # the DFT is for those positions only
         self.running = "bands"
 
         def work(cancel):
@@ -212,6 +217,59 @@ class MoireState(param.Parameterized):
                 self.message = msg
             self.jobs.ui(finish)
         self._start(work)
+
+    def _reference_matches(self, atoms) -> bool:
+        """The DFT reference was computed for exactly these positions (not e.g. before relaxing)."""
+        import numpy as np
+        ref = self.reference
+        return (ref is not None and "positions" in ref and np.shape(ref["positions"]) == atoms.positions.shape
+                and bool(np.allclose(ref["positions"], atoms.positions, atol=1e-4)))
+
+    @param.depends("compute_dft", watch=True)
+    def _dft(self):
+        if self.atoms is None:
+            self.message = "Build a cell first."
+            return
+        from wander_gui.dft.background import BackgroundDFT, dft_unavailable_reason
+        why = dft_unavailable_reason(len(self.atoms), wannier=self.dft_wannier)
+        if why:
+            self.message = f"DFT not started: {why}"
+            return
+        import time
+        from pathlib import Path
+        atoms, quick, wannier = self.atoms.copy(), self.dft_quick, self.dft_wannier
+        out = Path(self._scratch.name) / f"dft-{time.strftime('%H%M%S')}"
+        self.running = "DFT (background process)"
+
+        def work(cancel):
+            run = BackgroundDFT(atoms, out, quick=quick, wannier=wannier)
+            while run.poll() is None:
+                if cancel.wait(0.5):
+                    run.cancel()
+                    self.jobs.ui(lambda: setattr(self, "message", "DFT cancelled (the GPAW process was stopped)."))
+                    return
+                phase, frac = run.progress()
+                self.jobs.ui(lambda: (setattr(self, "progress", int(100 * frac)),
+                                      setattr(self, "running", f"DFT: {phase}")))
+            if run.poll() != 0:
+                raise backend.WanderError(f"the DFT run failed: {run.error_tail()}")
+            ref = dict(run.result(), name="this cell" + (" (quick DFT preview)" if quick else " (DFT)"))
+            ref_bands = backend.reference_bands(ref)
+            par = backend.cell_parity(atoms, ref, **self._model_kwargs()) if self._model_ok() else None
+
+            def finish():
+                self.reference, self.ref_bands = ref, ref_bands
+                msg = f"DFT done for {ref['name']}: E = {float(ref['energy']):.4f} eV in {float(ref['scf_seconds']):.0f} s"
+                if par is not None:
+                    self.parity = par
+                    f = par.summary()["forces"]["all"]
+                    msg += f"; ML force MAE on this cell {f['mae_meV_per_A']:.1f} meV/Å (Parity tab)"
+                self.message = msg
+            self.jobs.ui(finish)
+        self._start(work)
+
+    def _model_ok(self) -> bool:
+        return bool(self.model_dir) or backend.model_status(self.material).available
 
     def _start(self, work):
         if not self.jobs.start(work, on_error=self._fail, on_done=self._done):
@@ -245,6 +303,7 @@ class MoireState(param.Parameterized):
 
         def work(cancel):
             res = backend.parity_report("test", **self._model_kwargs())
+            res.title = "model test split"
 
             def finish():
                 self.parity = res

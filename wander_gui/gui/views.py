@@ -36,6 +36,7 @@ def structure_plots(atoms):
                      pn.pane.HoloViews(side, sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
 
+REFERENCE_KINDS = {"forces": "energy and forces", "pair_values": "Wannier H", "bands_eV": "DFT band path"}
 LAYER_COLOURS = ("#1f77b4", "#ff7f0e")  # layer 0, layer 1 (Category10, as in the 2D views)
 
 
@@ -166,7 +167,8 @@ def parity_plots(res):
         panels.append((hv.Scatter((t, p), f"DFT ({unit})", f"predicted ({unit})").opts(size=3, alpha=0.5)
                        * hv.Curve([(lo, lo), (hi, hi)]).opts(color="gray")).opts(
             title=f"{name}: MAE {m['mae_meV']:.1f} {scale}, R² {m['r2']:.3f}", width=320, height=320))
-    return pn.pane.HoloViews(hv.Layout(panels).cols(4))
+    head = pn.pane.Markdown(f"**Predicted vs DFT: {res.title or ', '.join(res.names)}**")
+    return pn.Column(head, pn.pane.HoloViews(hv.Layout(panels).cols(4)))
 
 
 def ladder_plot(rows, theta_now):
@@ -326,16 +328,19 @@ class Dashboard(pn.viewable.Viewer):
                               widgets={"fmax": pn.widgets.FloatInput, "steps": pn.widgets.IntInput,
                                        "relax": btn("Relax", "success"), "compute_bands": btn("Bands", "success"),
                                        "cancel": btn("Cancel", "danger")}, show_name=False)
+        dft_inputs = pn.Param(s, parameters=["dft_quick", "dft_wannier", "compute_dft"],
+                              widgets={"compute_dft": btn("DFT reference (background)", "default")},
+                              show_name=False)
         snap = pn.bind(lambda c: pn.pane.Markdown(
             f"**θ = {c['theta_deg']:.3f}°**, **{c['n_atoms']} atoms** ({c['n_fu'][0] * 3} + {c['n_fu'][1] * 3}), "
             f"residual strain {c['residual_percent']:.3f} %" if c else "no cell for these inputs"), s.param.snapped)
         progress = pn.indicators.Progress(value=s.param.progress, max=100, sizing_mode="stretch_width")
         busy = pn.bind(lambda r: pn.pane.Markdown(f"*running: {r}*" if r else ""), s.param.running)
         sidebar = pn.Column("## WANDER moiré lab", cell_inputs, snap, job_inputs, progress, busy,
-                            pn.pane.Markdown(s.param.message), export_widgets(s), width=340)
+                            pn.pane.Markdown(s.param.message), dft_inputs, export_widgets(s), width=340)
         ref_note = pn.bind(lambda r: pn.pane.Markdown(
-            f"DFT reference available for this cell: **{r['name']}** (PBE+D3; "
-            f"{', '.join(k for k in ('forces', 'bands_eV') if k in r)})" if r else ""), s.param.reference)
+            f"DFT reference available: **{r['name']}** ({'QUICK PREVIEW settings' if 'QUICK' in str(r.get('meta', '')) else 'PBE+D3'}; "
+            f"{', '.join(v for k, v in REFERENCE_KINDS.items() if k in r)})" if r else ""), s.param.reference)
         band_ctrl = pn.Param(s, parameters=["band_colour", "psi_k", "psi_band", "compute_psi"],
                              widgets={"compute_psi": btn("Map |ψ|²", "success")}, show_name=False,
                              default_layout=pn.Row)

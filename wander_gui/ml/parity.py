@@ -20,6 +20,7 @@ class ParityResult:
     forces: dict = field(default_factory=dict)  # "Mo", "S", "all" -> (pred, ref) eV/Å
     hamiltonian: dict = field(default_factory=dict)  # "onsite", "intra", "inter", "intra M-X", ... -> eV
     names: list = field(default_factory=list)
+    title: str = ""  # what was compared (shown above the plots)
 
     def summary(self) -> dict:
         out = {"configs": self.names, "forces": {}, "hamiltonian": {}}
