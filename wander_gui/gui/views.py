@@ -94,21 +94,25 @@ def band_figures(bands, colour="gap", ref=None, err=None):
     """(band overlay, DOS) HoloViews objects of a BandResult, with the DFT reference dashed."""
     x = bands.x_k if bands.x_k is not None else np.arange(len(bands.kpts_kc))
     elems = []
+
+    def lines(xs, e_kn, cols):  # many bands as one multi-line glyph (fast for hundreds of bands)
+        return hv.Path([np.column_stack([xs, e_kn[:, n]]) for n in cols], ["k", "energy (eV)"])
     if ref is not None:  # DFT reference (same k-points, vacuum-referenced)
         xr = ref.x_k if ref.x_k is not None else x
-        for n in range(ref.e_kn.shape[1]):
-            elems.append(hv.Curve((xr, ref.e_kn[:, n]), "k", "energy (eV)", label="DFT").opts(
-                color="black", line_dash="dashed", line_width=1))
+        elems.append(lines(xr, ref.e_kn, range(ref.e_kn.shape[1])).opts(color="black", line_dash="dashed",
+                                                                         line_width=1))
     if colour == "layer" and bands.layer0_weight_kn is not None:
         xs = np.repeat(x, bands.e_kn.shape[1])
         pts = hv.Points((xs, bands.e_kn.ravel(), bands.layer0_weight_kn.ravel()), ["k", "energy (eV)"],
                         "layer 0 weight")
         elems.append(pts.opts(color="layer 0 weight", cmap="coolwarm", clim=(0, 1), size=4, colorbar=True))
     else:
-        for n in range(bands.e_kn.shape[1]):
-            near = abs(n - bands.n_valence + 0.5) <= 2.5
-            elems.append(hv.Curve((x, bands.e_kn[:, n]), "k", "energy (eV)").opts(
-                color="crimson" if near else "steelblue", line_width=2 if near else 1))
+        nb = bands.e_kn.shape[1]
+        near = [n for n in range(nb) if abs(n - bands.n_valence + 0.5) <= 2.5]
+        far = [n for n in range(nb) if n not in near]
+        if far:
+            elems.append(lines(x, bands.e_kn, far).opts(color="steelblue", line_width=1))
+        elems.append(lines(x, bands.e_kn, near).opts(color="crimson", line_width=2))
     ylim = (bands.vbm - 1.5, bands.cbm + 1.5)
     title = "predicted" + (" (solid) vs DFT (dashed)" if ref is not None else "")
     if ref is not None and ref.source and "Wannier" in ref.source:

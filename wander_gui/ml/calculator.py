@@ -44,14 +44,15 @@ class WanderCalculator(Calculator):
         return self.dtype
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        from wander_gui.ml.predict import inference_copy
+        from wander_gui.ml.predict import inference_copy, torch_threads_for
         super().calculate(atoms, properties, system_changes)
         dtype = self.dtype_for(len(self.atoms))
         model = inference_copy(self.base_model, self.device, dtype)
-        g = atoms_to_graph(self.atoms, model.config["r_c"], dtype=dtype).to(self.device)
-        g.pos.requires_grad_(True)
-        E_i, Z, _ = model.atomic(g)
-        (grad,) = torch.autograd.grad(E_i.sum(), g.pos)
+        with torch_threads_for(len(self.atoms), self.device):
+            g = atoms_to_graph(self.atoms, model.config["r_c"], dtype=dtype).to(self.device)
+            g.pos.requires_grad_(True)
+            E_i, Z, _ = model.atomic(g)
+            (grad,) = torch.autograd.grad(E_i.sum(), g.pos)
         self.results["energy"] = self.results["free_energy"] = float(E_i.detach().double().sum().cpu())
         self.results["energies"] = E_i.detach().cpu().numpy().astype(np.float64)
         self.results["forces"] = (-grad).detach().cpu().numpy().astype(np.float64)

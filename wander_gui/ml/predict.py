@@ -1,6 +1,7 @@
 """Predict a structure's Wannier Hamiltonian (atom-pair blocks) with FF + Hamiltonian heads."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,25 @@ def _partner_index(i, j, S) -> np.ndarray:
 
 _INFERENCE_COPIES: dict = {}
 
+#: below this many atoms a single torch thread is used: the operations are too small to gain
+#: from threads, and on a busy 2-core machine (app server, background DFT) waiting threads
+#: made a 42-atom prediction 3-10x slower (0.25 s on one thread vs 0.8-2.5 s on two, measured)
+SINGLE_THREAD_BELOW_ATOMS = 200
+
+
+@contextlib.contextmanager
+def torch_threads_for(n_atoms: int, device):
+    """One intra-op torch thread for small CPU work (restored afterwards), else unchanged."""
+    small = torch.device(device).type == "cpu" and n_atoms < SINGLE_THREAD_BELOW_ATOMS
+    before = torch.get_num_threads()
+    if small:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if small:
+            torch.set_num_threads(before)
+
 
 def inference_copy(model: torch.nn.Module, device, dtype) -> torch.nn.Module:
     """``model`` on ``device`` in ``dtype`` without touching the (shared) original: the model
@@ -81,7 +101,7 @@ def predict_blocks(ff: ForceField, hm: HamiltonianModel, atoms, *, dtype=torch.f
     from wander_gui.core.materials import material_from_elements
     dev = torch.device(device) if device else next(hm.parameters()).device
     ff, hm = inference_copy(ff, dev, dtype), inference_copy(hm, dev, dtype)
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads_for(len(atoms), dev):
         g = atoms_to_graph(atoms, ff.config["r_c"], dtype=dtype).to(dev)
         _, Z, Dn = ff.atomic(g)
         feats = hm.atom_features(g.species, Z, Dn)
