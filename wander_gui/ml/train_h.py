@@ -30,6 +30,11 @@ class HTrainConfig:
     patience: int = 60
     plateau_patience: int = 15
     max_minutes: float | None = None  # wall-clock budget: stop (keeping the best model) when exceeded
+    #: weight of the band-structure term: mean squared error (eV²) of the near-gap eigenvalues of
+    #: H(k) built from the predicted blocks vs the DFT Wannier H at ``band_kpoints`` path points
+    #: of each training cell (0: element loss only)
+    band_weight: float = 0.0
+    band_kpoints: int = 12
     model: dict = field(default_factory=lambda: dict(r_max=12.0, r_split=6.0, onsite_cut=5.2, n_rbf=24,
                                                      hidden_intra=[64, 32], hidden_inter=[32, 16],
                                                      use_raer=True, inter_uses_raer=False,
@@ -50,6 +55,65 @@ class HExample:
     mask_onsite: torch.Tensor
     mask_hop: torch.Tensor
     frames: torch.Tensor  # (N, 3, 3) local crystal frames
+    bands: "BandTarget | None" = None
+
+
+@dataclass
+class BandTarget:
+    """What the band-structure loss needs for one cell: where every block element goes in
+    H(k) (lattice gauge, H_ab(k) = Σ_S H_ab(S) e^{2πi k·S}), the phases at the k-points, the
+    near-gap band indices and the DFT Wannier eigenvalues there."""
+    n_orb: int
+    onsite_flat: torch.Tensor  # (E_on,) index into the flattened (n_orb·n_orb) matrix
+    onsite_sel: tuple  # (atom, a, b) of those entries
+    hop_flat: torch.Tensor  # (E_hop,)
+    hop_sel: tuple  # (pair, a, b)
+    hop_phase: torch.Tensor  # (nk, E_hop) complex
+    band_index: torch.Tensor  # near-gap bands (sorted-eigenvalue indices)
+    target: torch.Tensor  # (nk, n_bands) eV
+
+
+def _band_target(atoms, counts, offsets, pi, pj, shift, onsite, hop, npoints: int) -> BandTarget:
+    from wander_gui.electronic.kpoints import band_path
+    from wander_gui.dft.settings import n_formula_units
+    n = int(counts.sum())
+    k, _, _ = band_path(atoms.cell.array, "GMKG", npoints)
+    cnt = torch.as_tensor(counts)
+    off = torch.as_tensor(offsets)
+    ar = torch.arange(5)
+
+    def entries(i, j):  # (item, a, b) of the existing orbital entries and their flat positions
+        m = (ar[None, :, None] < cnt[i][:, None, None]) & (ar[None, None, :] < cnt[j][:, None, None])
+        item, a, b = torch.nonzero(m, as_tuple=True)
+        return (item, a, b), (off[i][item] + a) * n + off[j][item] + b
+    N = len(counts)
+    on_sel, on_flat = entries(torch.arange(N), torch.arange(N))
+    hop_sel, hop_flat = entries(pi, pj)
+    phase = torch.exp(2j * np.pi * torch.as_tensor(k @ np.asarray(shift, float).T))  # (nk, P)
+    bt = BandTarget(n, on_flat, on_sel, hop_flat, hop_sel, phase[:, hop_sel[0]], torch.zeros(0, dtype=torch.long),
+                    torch.zeros(0))
+    with torch.no_grad():
+        e = band_energies(bt, onsite, hop)
+    nfu = n_formula_units(atoms, "Mo" if "Mo" in atoms.get_chemical_symbols() else atoms.get_chemical_symbols()[0])
+    nv = 7 * nfu  # filled d–p manifold bands per formula unit: 6 chalcogen p + metal d_z²
+    bt.band_index = torch.arange(nv - 4 * nfu, nv + 3 * nfu)  # top 4 valence, lowest 3 conduction per f.u.
+    bt.target = e[:, bt.band_index]
+    return bt
+
+
+def band_energies(bt: BandTarget, onsite: torch.Tensor, hop: torch.Tensor) -> torch.Tensor:
+    """Sorted eigenvalues (nk, n_orb) of H(k) assembled from on-site and hopping blocks."""
+    nk = bt.hop_phase.shape[0]
+    flat = torch.zeros(nk, bt.n_orb * bt.n_orb, dtype=torch.complex128)
+    flat = flat.index_add(1, bt.hop_flat, hop[bt.hop_sel].to(torch.complex128) * bt.hop_phase)
+    flat = flat.index_add(1, bt.onsite_flat, onsite[bt.onsite_sel].to(torch.complex128).expand(nk, -1))
+    H = flat.view(nk, bt.n_orb, bt.n_orb)
+    return torch.linalg.eigvalsh(0.5 * (H + H.conj().transpose(1, 2)))
+
+
+def band_loss(ex: HExample, on: torch.Tensor, hop: torch.Tensor) -> torch.Tensor:
+    e = band_energies(ex.bands, on, hop)[:, ex.bands.band_index]
+    return ((e - ex.bands.target) ** 2).mean()
 
 
 def _mask(species_a, species_b):
@@ -59,13 +123,14 @@ def _mask(species_a, species_b):
     return (ar[None, :, None] < na[:, None, None]) & (ar[None, None, :] < nb[:, None, None])
 
 
-def prepare(sample: Sample, ff: ForceField, r_max: float) -> HExample:
-    """Frozen-FF inputs and targets of one labelled configuration."""
+def prepare(sample: Sample, ff: ForceField, r_max: float, *, band_kpoints: int = 0) -> HExample:
+    """Frozen-FF inputs and targets of one labelled configuration (with the band-structure
+    target on ``band_kpoints`` path points when > 0)."""
     from wander_gui.core.orbitals import orbital_offsets
     from wander_gui.dft.dataset import unpack_pairs
     a = sample.atoms
     metal = "Mo" if "Mo" in a.get_chemical_symbols() else a.get_chemical_symbols()[0]
-    _, counts = orbital_offsets(a.get_chemical_symbols(), metal)
+    offsets, counts = orbital_offsets(a.get_chemical_symbols(), metal)
     ij, shift, block = unpack_pairs(sample.chunk, counts)
     g = atoms_to_graph(a, ff.config["r_c"])
     with torch.no_grad():
@@ -80,9 +145,10 @@ def prepare(sample: Sample, ff: ForceField, r_max: float) -> HExample:
     pi, pj = torch.as_tensor(ij[keep, 0]), torch.as_tensor(ij[keep, 1])
     nb = (g.edge_i, g.edge_j, g.vectors().detach())
     frames = crystal_frames(sp, g.layer, *nb, layer_normal(a.cell.array))
-    return HExample(sample.name, sp, g.layer, Dn, Z, nb,
-                    (pi, pj, torch.as_tensor(vec[keep])), onsite, torch.as_tensor(block[keep], dtype=torch.float64),
-                    _mask(sp, sp), _mask(sp[pi], sp[pj]), frames)
+    hop = torch.as_tensor(block[keep], dtype=torch.float64)
+    bands = _band_target(a, counts, offsets, pi, pj, shift[keep], onsite, hop, band_kpoints) if band_kpoints else None
+    return HExample(sample.name, sp, g.layer, Dn, Z, nb, (pi, pj, torch.as_tensor(vec[keep])), onsite, hop,
+                    _mask(sp, sp), _mask(sp[pi], sp[pj]), frames, bands)
 
 
 def forward(hm: HamiltonianModel, ex: HExample):
@@ -136,9 +202,13 @@ def errors_by_category(hm: HamiltonianModel, examples: list[HExample], threshold
 
 
 def _val_error(hm: HamiltonianModel, ex: HExample) -> float:
-    """Early-stopping score: MAE of the hoppings plus MAE of the on-site blocks (eV)."""
+    """Early-stopping score: MAE of the hoppings plus MAE of the on-site blocks (eV), plus the
+    near-gap band MAE when the band term is on."""
     on, hop = forward(hm, ex)
-    return float((hop - ex.hop_target)[ex.mask_hop].abs().mean() + (on - ex.onsite_target)[ex.mask_onsite].abs().mean())
+    err = (hop - ex.hop_target)[ex.mask_hop].abs().mean() + (on - ex.onsite_target)[ex.mask_onsite].abs().mean()
+    if ex.bands is not None:
+        err = err + (band_energies(ex.bands, on, hop)[:, ex.bands.band_index] - ex.bands.target).abs().mean()
+    return float(err)
 
 
 def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, *, out_dir,
@@ -161,7 +231,8 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
                         "(with Wannier) first")
     parts = split([s.name for s in labelled], seed=cfg.seed)
     hm = HamiltonianModel(**{**cfg.model, "latent_dim": ff.latent_dim, "desc_dim": ff.descriptor.dim}).double()
-    exs = {s.name: prepare(s, ff, hm.config["r_max"]) for s in labelled}
+    nk = cfg.band_kpoints if cfg.band_weight > 0 else 0
+    exs = {s.name: prepare(s, ff, hm.config["r_max"], band_kpoints=nk) for s in labelled}
     train = [exs[n] for n in exs if parts[n] == "train"] or list(exs.values())[:1]
     real_val = [exs[n] for n in exs if parts[n] == "val"]
     val = real_val or train  # early stopping needs something; reported only if it is a real split
@@ -207,6 +278,8 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
             on, hop = forward(hm, ex)
             loss = ((on - ex.onsite_target)[ex.mask_onsite] ** 2).mean() + \
                 ((hop - ex.hop_target)[ex.mask_hop] ** 2).mean()
+            if ex.bands is not None:
+                loss = loss + cfg.band_weight * band_loss(ex, on, hop)
             opt.zero_grad()
             loss.backward()
             opt.step()
