@@ -26,3 +26,17 @@ def test_resume_continues_from_last_epoch_and_fine_tuning_starts_from_weights(tm
     hm, _ = train_hamiltonian(samples, ff, cfg, out_dir=tmp_path / "ft", progress=False, init_state=init)
     for k, v in hm.state_dict().items():
         assert torch.equal(v, init[k]), k
+
+
+def test_force_field_training_resumes_and_skips_other_configurations(tmp_path):
+    from wander_gui.ml.train_ff import FFTrainConfig, train_forcefield
+    samples = load_samples("pretrained/dataset")[:6]
+    train_forcefield(samples, FFTrainConfig(epochs=2), out_dir=tmp_path, progress=False)
+    assert torch.load(tmp_path / "ff_last.pt", weights_only=True)["epoch"] == 1
+    train_forcefield(samples, FFTrainConfig(epochs=3), out_dir=tmp_path, progress=False)
+    assert torch.load(tmp_path / "ff_last.pt", weights_only=True)["epoch"] == 2  # one more, not three
+    other = FFTrainConfig(epochs=1)
+    other.model["m1"] = 8  # another architecture: its checkpoint must not be loaded into this one
+    train_forcefield(samples, other, out_dir=tmp_path, progress=False)
+    ck = torch.load(tmp_path / "ff_last.pt", weights_only=True)
+    assert ck["epoch"] == 0 and ck["config"]["m1"] == 8

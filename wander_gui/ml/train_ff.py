@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from wander_gui.ml.checkpoints import TrainingState
 from wander_gui.ml.data import Sample, split
 from wander_gui.ml.forcefield import N_SPECIES, ForceField
 from wander_gui.ml.graph import batch_graphs
@@ -122,18 +122,10 @@ def train_forcefield(samples: list[Sample], cfg: FFTrainConfig, *, out_dir, resu
         model.load_state_dict(init_state)
     else:
         fit_statistics(model, train)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.plateau_patience,
-                                                       min_lr=cfg.lr_min)
-    start, best, best_epoch = 0, float("inf"), -1
-    last = out_dir / "ff_last.pt"
-    if resume and last.exists():
-        ck = torch.load(last, weights_only=True)
-        model.load_state_dict(ck["state_dict"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        start, best, best_epoch = int(ck["epoch"]) + 1, float(ck["best"]), int(ck["best_epoch"])
-    bar = _progress(range(start, cfg.epochs), progress)
+    state = TrainingState(model, out_dir, "ff", lr=cfg.lr, lr_min=cfg.lr_min,
+                          plateau_patience=cfg.plateau_patience, resume=resume)
+    opt = state.opt
+    bar = _progress(range(state.start, cfg.epochs), progress)
     history = []
     for epoch in bar:
         model.train()
@@ -154,22 +146,16 @@ def train_forcefield(samples: list[Sample], cfg: FFTrainConfig, *, out_dir, resu
         model.eval()
         m = evaluate(model, val)
         score = m["force_mae_meV_per_A"] + 10 * m["energy_mae_meV_per_atom"]
-        sched.step(score)
         history.append({"epoch": epoch, "train_loss": tot / len(train), **{f"val_{k}": v for k, v in m.items()}})
-        if score < best:
-            best, best_epoch = score, epoch
-            torch.save({"config": model.config, "state_dict": model.state_dict()}, out_dir / "ff_best.pt")
-        torch.save({"config": model.config, "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "epoch": epoch, "best": best, "best_epoch": best_epoch},
-                   last)
+        state.end_epoch(epoch, score)
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(F=f"{m['force_mae_meV_per_A']:.0f}", E=f"{m['energy_mae_meV_per_atom']:.1f}",
-                            lr=f"{opt.param_groups[0]['lr']:.1e}")
-        if epoch - best_epoch >= cfg.patience:
-            log.info("early stop at epoch %d (best %d)", epoch, best_epoch)
+                            lr=f"{state.lr:.1e}")
+        if epoch - state.best_epoch >= cfg.patience:
+            log.info("early stop at epoch %d (best %d)", epoch, state.best_epoch)
             break
-    ck = torch.load(out_dir / "ff_best.pt", weights_only=True)
-    model.load_state_dict(ck["state_dict"])
+    state.load_best()
+    best_epoch = state.best_epoch
     fit_ood_statistics(model, train)
     torch.save({"config": model.config, "state_dict": model.state_dict()}, out_dir / "ff_best.pt")
     metrics = {"train": evaluate(model, train), "val": evaluate(model, val),

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from wander_gui.dft.dataset import has_current_label
+from wander_gui.ml.checkpoints import TrainingState
 from wander_gui.ml.data import Sample, split
 from wander_gui.ml.forcefield import ForceField
 from wander_gui.ml.graph import atoms_to_graph
@@ -250,20 +251,10 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
         hm.onsite_ref[t] = diag[:, :n].mean()
     if init_state is not None:
         hm.load_state_dict(init_state)
-    opt = torch.optim.Adam(hm.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.plateau_patience,
-                                                       min_lr=cfg.lr_min)
-    start, best, best_epoch = 0, float("inf"), -1
-    last = out_dir / "h_last.pt"
-    if resume and last.exists():
-        ck = torch.load(last, weights_only=True)
-        if ck["config"] == hm.config:
-            hm.load_state_dict(ck["state_dict"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            start, best, best_epoch = int(ck["epoch"]) + 1, float(ck["best"]), int(ck["best_epoch"])
-        else:
-            log.warning("%s is from another model configuration: not resumed", last)
+    state = TrainingState(hm, out_dir, "h", lr=cfg.lr, lr_min=cfg.lr_min, plateau_patience=cfg.plateau_patience,
+                          resume=resume)
+    opt = state.opt
+    start = state.start
     it = range(start, cfg.epochs)
     t_start = time.perf_counter()
     if progress:
@@ -285,21 +276,16 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
             opt.step()
         with torch.no_grad():
             vl = sum(_val_error(hm, e) for e in val) / len(val)
-        sched.step(vl)
-        if vl < best:
-            best, best_epoch = vl, epoch
-            torch.save({"config": hm.config, "state_dict": hm.state_dict()}, out_dir / "h_best.pt")
-        torch.save({"config": hm.config, "state_dict": hm.state_dict(), "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "epoch": epoch, "best": best, "best_epoch": best_epoch}, last)
+        state.end_epoch(epoch, vl)
         if hasattr(it, "set_postfix"):
-            it.set_postfix(val_meV=f"{1000 * vl:.1f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
-        if epoch - best_epoch >= cfg.patience:
+            it.set_postfix(val_meV=f"{1000 * vl:.1f}", lr=f"{state.lr:.1e}")
+        if epoch - state.best_epoch >= cfg.patience:
             break
         if cfg.max_minutes is not None and time.perf_counter() - t_start > 60 * cfg.max_minutes:
             log.info("time budget of %.1f min reached at epoch %d", cfg.max_minutes, epoch)
             break
-    ck = torch.load(out_dir / "h_best.pt", weights_only=True)
-    hm.load_state_dict(ck["state_dict"])
+    state.load_best()
+    best_epoch = state.best_epoch
     from wander_gui.ml.parity import band_errors_on_labels
     by_name = {s.name: s for s in labelled}
     bands = {part: band_errors_on_labels(ff, hm, [by_name[e.name] for e in exs_part]) if exs_part else None
