@@ -44,6 +44,19 @@ def mlp(sizes, act=nn.SiLU, last_act=False) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class AddedBuffers(nn.Module):
+    """Loads checkpoints written before some buffers existed: each buffer named in
+    ``ADDED_BUFFERS`` that a checkpoint lacks is filled with its neutral value."""
+
+    ADDED_BUFFERS: dict = {}
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        sd = dict(state_dict)
+        for name, value in self.ADDED_BUFFERS.items():
+            sd.setdefault(name, torch.full_like(getattr(self, name), value))
+        return super().load_state_dict(sd, strict=strict, assign=assign)
+
+
 def neighbour_slots(edge_i: torch.Tensor, n_atoms: int) -> tuple[torch.Tensor, int]:
     """Position of every edge among its centre atom's edges, and the largest neighbour count."""
     if len(edge_i) == 0:
@@ -99,8 +112,10 @@ class Descriptor(nn.Module):
         return D.reshape(len(g.pos), -1), T
 
 
-class ForceField(nn.Module):
+class ForceField(AddedBuffers):
     """Per-atom energy model; ``forward`` returns energies per structure and per-atom RAER."""
+
+    ADDED_BUFFERS = {"ood_mean": 0.0, "ood_prec": 0.0, "ood_limit": 0.0}  # 0: statistics not fitted
 
     def __init__(self, *, r_c: float = 5.2, r_s: float = 4.7, m1: int = 16, m2: int = 4,
                  embed=(16, 16), hidden=(64, 32), pair_embedding: bool = False):
@@ -124,13 +139,6 @@ class ForceField(nn.Module):
     @property
     def latent_dim(self) -> int:
         return self.config["hidden"][-1]
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """As nn.Module's, accepting checkpoints written before the out-of-distribution statistics."""
-        sd = dict(state_dict)
-        for k in ("ood_mean", "ood_prec", "ood_limit"):
-            sd.setdefault(k, torch.zeros_like(getattr(self, k)))
-        return super().load_state_dict(sd, strict=strict, assign=assign)
 
     @property
     def has_ood(self) -> bool:

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from wander_gui.ml.equivariant import sk_basis, wigner_d
-from wander_gui.ml.forcefield import mlp, switch
+from wander_gui.ml.forcefield import AddedBuffers, mlp, switch
 
 L_OF = (2, 1)  # species 0 = metal (d), 1 = chalcogen (p)
 N_OF = (5, 3)
@@ -115,7 +115,9 @@ def rbf(r: torch.Tensor, r_max: float, n: int) -> torch.Tensor:
     return torch.exp(-0.5 * ((r[:, None] - mu) / w) ** 2) * switch(r, r_max - 1.0, r_max)[:, None]
 
 
-class HamiltonianModel(nn.Module):
+class HamiltonianModel(AddedBuffers):
+    ADDED_BUFFERS = {"d_mean": 0.0, "d_std": 1.0}  # descriptor re-standardisation (identity when absent)
+
     def __init__(self, *, latent_dim: int = 32, desc_dim: int = 64, r_max: float = 12.0, r_split: float = 6.0,
                  onsite_cut: float = 5.2, n_rbf: int = 24, hidden_intra=(64, 32), hidden_inter=(32, 16),
                  use_raer: bool = True, inter_uses_raer: bool = False, block_form: str = "sk",
@@ -159,13 +161,6 @@ class HamiltonianModel(nn.Module):
             ifeat = 2 * latent_dim if inter_uses_raer else 0
             self.inter = nn.ModuleDict({f"{a}{b}{rng}": mlp((ifeat + n_rbf + 3, *hidden_inter, N_OF[a] * N_OF[b]))
                                         for a, b in ordered for rng in ("s", "l")})
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """As nn.Module's, accepting checkpoints written before the descriptor statistics."""
-        sd = dict(state_dict)
-        sd.setdefault("d_mean", torch.zeros_like(self.d_mean))
-        sd.setdefault("d_std", torch.ones_like(self.d_std))
-        return super().load_state_dict(sd, strict=strict, assign=assign)
 
     def descriptor_inputs(self, Dn) -> torch.Tensor:
         return (Dn - self.d_mean) / self.d_std
