@@ -95,7 +95,8 @@ def _band_target(atoms, counts, offsets, pi, pj, shift, onsite, hop, npoints: in
                     torch.zeros(0))
     with torch.no_grad():
         e = band_energies(bt, onsite, hop)
-    nfu = n_formula_units(atoms, "Mo" if "Mo" in atoms.get_chemical_symbols() else atoms.get_chemical_symbols()[0])
+    from wander_gui.core.materials import material_from_elements
+    nfu = n_formula_units(atoms, material_from_elements(atoms.get_chemical_symbols()).metal)
     nv = 7 * nfu  # filled d–p manifold bands per formula unit: 6 chalcogen p + metal d_z²
     bt.band_index = torch.arange(nv - 4 * nfu, nv + 3 * nfu)  # top 4 valence, lowest 3 conduction per f.u.
     bt.target = e[:, bt.band_index]
@@ -130,7 +131,8 @@ def prepare(sample: Sample, ff: ForceField, r_max: float, *, band_kpoints: int =
     from wander_gui.core.orbitals import orbital_offsets
     from wander_gui.dft.dataset import unpack_pairs
     a = sample.atoms
-    metal = "Mo" if "Mo" in a.get_chemical_symbols() else a.get_chemical_symbols()[0]
+    from wander_gui.core.materials import material_from_elements
+    metal = material_from_elements(a.get_chemical_symbols()).metal
     offsets, counts = orbital_offsets(a.get_chemical_symbols(), metal)
     ij, shift, block = unpack_pairs(sample.chunk, counts)
     g = atoms_to_graph(a, ff.config["r_c"])
