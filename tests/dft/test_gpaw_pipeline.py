@@ -72,6 +72,28 @@ def test_wannier_mapping_and_fidelity(tiny_wannier):
     assert lab.frozen[1] >= lab.cbm + 1.0 - 1e-9  # frozen window covers CBM + 1 eV (mesh CBM >= true CBM)
 
 
+def test_label_keeps_the_dft_eigenvalues_as_a_band_reference(tiny_wannier):
+    """The DFT eigenvalues on the mesh and check points travel with the label; on the mesh the
+    Wannier H reproduces them inside the frozen window (it is fitted there)."""
+    from wander_gui.core.orbitals import orbital_offsets
+    from wander_gui.electronic.hamiltonian import TBHamiltonian
+    from wander_gui.electronic.solvers import eigenvalues_at
+    atoms, res, lab = tiny_wannier
+    assert lab.mesh_kpts.shape == (16, 3) and lab.check_kpts.shape == (5, 3)
+    assert lab.mesh_eps.shape[0] == 16 and lab.check_eps.shape[0] == 5
+    offsets, counts = orbital_offsets(atoms.get_chemical_symbols(), "Mo")
+    p = lab.pairs
+    tb = TBHamiltonian.from_pair_blocks(atoms, p.ij, p.shift, p.block, offsets, counts)
+    m0 = 2 * 6  # semicore and chalcogen-s bands below the d–p manifold (two formula units)
+    worst = 0.0
+    for k, eps in zip(lab.mesh_kpts, lab.mesh_eps):
+        ew = np.sort(eigenvalues_at(tb.hk(k), nbands=None, sigma=None, solver="dense"))
+        ed = eps[m0:m0 + 22]
+        inside = (ed > lab.frozen[0]) & (ed < lab.frozen[1])
+        worst = max(worst, np.abs(ew - ed)[inside].max())
+    assert worst < 0.01
+
+
 @pytest.fixture(scope="module")
 def shifted_wannier(tmp_path_factory):
     """A rigid shift puts the first Mo just outside the cell (GPAW wraps it back): the labels
