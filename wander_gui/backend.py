@@ -251,7 +251,8 @@ def cell_parity(atoms, ref: dict, *, model: str | None = None, model_dir=None):
 def band_width_ladder(*, stacking: str = "R", max_atoms: int = 600, n_top: int = 2, npoints: int = 24,
                       model: str | None = None, model_dir=None, on_step=None, cancel=None) -> list[dict]:
     """Width of the ``n_top`` topmost valence bands (Γ–M–K–Γ) for each exact commensurate cell
-    up to ``max_atoms`` (predicted Hamiltonians, unrelaxed cells)."""
+    up to ``max_atoms`` (predicted Hamiltonians, unrelaxed cells). Each cell's row is cached
+    per process, so raising the atom budget only computes the new cells."""
     from wander_gui.core.moire import ladder_table
     from wander_gui.electronic.bands import compute_bands, valence_width
     from wander_gui.electronic.kpoints import band_path
@@ -261,15 +262,21 @@ def band_width_ladder(*, stacking: str = "R", max_atoms: int = 600, n_top: int =
     for i, (m, n, theta, _) in enumerate(rows):
         if cancel is not None and cancel.is_set():
             raise Cancelled("band-width ladder cancelled")
-        atoms = build_twisted("MoS2", stacking, mn=(int(m), int(n)))
-        tb = predict_tb(atoms, model=model, model_dir=model_dir)
-        k, _, _ = band_path(atoms.cell.array, "GMKG", npoints)
-        b = compute_bands(tb, k)
-        out.append({"theta_deg": float(theta), "n_atoms": len(atoms), "mn": (int(m), int(n)),
-                    "width_eV": valence_width(b, n_top), "gap_eV": b.cbm - b.vbm})
+        key = (stacking, int(m), int(n), n_top, npoints, model, str(model_dir) if model_dir else None)
+        if key not in _LADDER_CACHE:  # shared by all sessions: the model is read-only
+            atoms = build_twisted("MoS2", stacking, mn=(int(m), int(n)))
+            tb = predict_tb(atoms, model=model, model_dir=model_dir)
+            k, _, _ = band_path(atoms.cell.array, "GMKG", npoints)
+            b = compute_bands(tb, k)
+            _LADDER_CACHE[key] = {"theta_deg": float(theta), "n_atoms": len(atoms), "mn": (int(m), int(n)),
+                                  "width_eV": valence_width(b, n_top), "gap_eV": b.cbm - b.vbm}
+        out.append(dict(_LADDER_CACHE[key]))
         if on_step:
             on_step(i + 1, len(rows))
     return out
+
+
+_LADDER_CACHE: dict = {}
 
 
 def materials() -> list[str]:

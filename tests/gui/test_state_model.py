@@ -55,6 +55,16 @@ def test_parity_and_ladder(session):
     assert sorted(round(r["theta_deg"], 2) for r in s.ladder) == [13.17, 21.79, 27.8, 32.2, 38.21, 46.83]
     assert all(r["width_eV"] > 0 for r in s.ladder)
     views.ladder_plot(s.ladder, 21.79)
+    # cached: a second session asking again computes nothing (no Hamiltonian is predicted)
+    from wander_gui import backend
+    calls = []
+    real = backend.predict_tb
+    backend.predict_tb = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        rows = backend.band_width_ladder(stacking=s.stacking, max_atoms=120, model_dir=s.model_dir)
+    finally:
+        backend.predict_tb = real
+    assert calls == [] and rows == s.ladder
 
 
 def test_exports(session):
