@@ -172,7 +172,21 @@ def parity_plots(res):
                        * hv.Curve([(lo, lo), (hi, hi)]).opts(color="gray")).opts(
             title=f"{name}: MAE {m['mae_meV']:.1f} {scale}, R² {m['r2']:.3f}", width=320, height=320))
     head = pn.pane.Markdown(f"**Predicted vs DFT: {res.title or ', '.join(res.names)}**")
-    return pn.Column(head, pn.pane.HoloViews(hv.Layout(panels).cols(4)))
+    return pn.Column(head, pn.pane.HoloViews(hv.Layout(panels).cols(4)), pn.pane.Markdown(parity_table(res)))
+
+
+def parity_table(res) -> str:
+    """Markdown table of MAE and R² per force element and per Hamiltonian category and ordered
+    pair type (M: metal, X: chalcogen; elements with |H_DFT| > 1 meV)."""
+    summ = res.summary()
+    rows = ["| quantity | MAE | R² | n |", "|---|---|---|---|"]
+    for k, m in summ["forces"].items():
+        if m:
+            rows.append(f"| forces {k} | {m['mae_meV_per_A']:.1f} meV/Å | {m['r2']:.3f} | {m['n']} |")
+    for k, m in summ["hamiltonian"].items():
+        if m:
+            rows.append(f"| H {k} | {m['mae_meV']:.2f} meV | {m['r2']:.3f} | {m['n']} |")
+    return "\n".join(rows)
 
 
 def ladder_plot(rows, theta_now):
