@@ -90,6 +90,9 @@ def test_parity_command(model_dir, tmp_path):
         assert {"onsite", "intra", "inter"} <= set(s["hamiltonian"])
         assert s["hamiltonian"]["onsite"]["n"] > 0
     assert (tmp_path / "p.png").stat().st_size > 10_000
+    r = wander("parity", "--model-dir", str(model_dir), "--split", "test", "--json", "--attribution")
+    att = json.loads(r.stdout[:r.stdout.rindex("}") + 1])["band_error_attribution_meV"]
+    assert att and all(set(row) == {"predicted", "DFT on-site", "DFT intra", "DFT inter"} for row in att.values())
     # an extxyz with DFT forces works the same way; one without forces is refused clearly
     from ase.io import write
     from wander_gui.ml.data import load_samples

@@ -18,6 +18,9 @@ def add_arguments(p) -> None:
     g.add_argument("--model-dir", default=None, help="directory with ff.pt [and h.pt] from `wander train`")
     p.add_argument("--plot", default=None, help="write parity plots (PNG/PDF)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--attribution", action="store_true",
+                   help="near-gap band MAE with the on-site / intra / inter blocks replaced by DFT in turn "
+                        "(which part of the predicted H makes the band error)")
 
 
 def run(args) -> int:
@@ -51,6 +54,10 @@ def run(args) -> int:
             raise InputError(f"the {args.split} split is empty")
     res = parity(model, samples)
     summary = res.summary()
+    att = None
+    if args.attribution and model.hm is not None:
+        from wander_gui.ml.parity import band_error_attribution
+        att = summary["band_error_attribution_meV"] = band_error_attribution(model.ff, model.hm, samples)
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -61,6 +68,10 @@ def run(args) -> int:
         for k, m in summary["hamiltonian"].items():
             if m:
                 print(f"  H {k:10s}: MAE {m['mae_meV']:8.2f} meV    R² {m['r2']:.4f}  (n={m['n']})")
+    if att is not None and not args.json:
+        print("  near-gap band MAE (meV): predicted | DFT on-site | DFT intra | DFT inter")
+        for name, row in att.items():
+            print(f"  {name:16s} " + " | ".join(f"{v:7.1f}" for v in row.values()))
     if args.plot:
         plot_parity(res, args.plot, title=model.name)
         print(f"plot -> {args.plot}")

@@ -112,3 +112,44 @@ def band_errors_on_labels(ff, hm, samples: list[Sample], *, npoints: int = 30) -
         out["mean"] = {key: float(np.mean([v[key] for v in out.values()])) for key in ("mae_meV", "max_meV")}
         out["mean"]["gap_error_meV"] = float(np.mean([abs(v["gap_error_meV"]) for n, v in out.items() if n != "mean"]))
     return out
+
+
+def band_error_attribution(ff, hm, samples: list[Sample], *, npoints: int = 30) -> dict:
+    """Which part of the predicted H makes the band error: near-gap band MAE (meV, VBM-aligned,
+    vs the DFT Wannier H) with everything predicted, and with the on-site, intra-layer or
+    inter-layer blocks replaced by their DFT values. {name: {variant: MAE}}."""
+    from wander_gui.backend import band_errors
+    from wander_gui.core.materials import material_from_elements
+    from wander_gui.core.orbitals import orbital_offsets
+    from wander_gui.dft.dataset import has_current_label, unpack_pairs
+    from wander_gui.electronic.bands import compute_bands
+    from wander_gui.electronic.hamiltonian import TBHamiltonian
+    from wander_gui.electronic.kpoints import band_path
+    from wander_gui.ml.predict import predict_blocks
+    out = {}
+    for s in samples:
+        if s.chunk is None or not has_current_label(s.chunk):
+            continue
+        a = s.atoms
+        symbols = a.get_chemical_symbols()
+        offsets, counts = orbital_offsets(symbols, material_from_elements(symbols).metal)
+        ij, shift, dft = unpack_pairs(s.chunk, counts)
+        p = predict_blocks(ff, hm, a, dtype=torch.float64)
+        index = {(int(i), int(j), *map(int, S)): n for n, ((i, j), S) in enumerate(zip(p.ij, p.shift))}
+        at = np.array([index.get((int(i), int(j), *map(int, S)), -1) for (i, j), S in zip(ij, shift)])
+        pred = np.where((at >= 0)[:, None, None], p.blocks[np.maximum(at, 0)], 0.0)  # beyond r_max: 0
+        layer = a.arrays["layer"]
+        onsite = (ij[:, 0] == ij[:, 1]) & ~shift.any(axis=1)
+        intra = (layer[ij[:, 0]] == layer[ij[:, 1]]) & ~onsite
+        k, _, _ = band_path(a.cell.array, "GMKG", npoints)
+
+        def bands(blocks):
+            return compute_bands(TBHamiltonian.from_pair_blocks(a, ij, shift, blocks, offsets, counts), k)
+        ref = bands(dft)
+        row = {}
+        for variant, take in (("predicted", None), ("DFT on-site", onsite), ("DFT intra", intra),
+                              ("DFT inter", ~onsite & ~intra)):
+            blocks = pred if take is None else np.where(take[:, None, None], dft, pred)
+            row[variant] = band_errors(bands(blocks), ref)["mae_meV"]
+        out[s.name] = row
+    return out
