@@ -144,7 +144,8 @@ def validation_info(out="pretrained/validation") -> tuple[list, dict]:
         if r is None:
             continue
         kinds = ["energy+forces"] + (["hamiltonian"] if has_current_label(r) else []) + \
-                (["bands"] if "bands_eV" in r else [])
+                (["bands"] if "bands_eV" in r else []) + \
+                (["eigenvalues (Wannier mesh + check points)"] if "dft_eps_eV" in r else [])
         cells.append({"name": name, "atoms": int(len(r["numbers"])), "kinds": kinds})
         secs[name] = {k: float(r[k]) for k in ("scf_seconds", "wannier_total_seconds", "bands_seconds") if k in r}
     return cells, secs
