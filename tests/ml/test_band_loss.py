@@ -40,7 +40,7 @@ def test_band_loss_is_zero_on_the_labels_and_reaches_the_weights():
     hm = HamiltonianModel(latent_dim=ff.latent_dim, desc_dim=ff.descriptor.dim, block_form="frame").double()
     on, hop = forward(hm, ex)
     loss = band_loss(ex, on, hop)
-    assert float(loss) > 1e-4
+    assert loss.item() > 1e-4
     loss.backward()
     assert hm.intra["01s"][0].weight.grad.abs().sum() > 0 and hm.onsite0[0][0].weight.grad.abs().sum() > 0
 
