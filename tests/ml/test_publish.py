@@ -23,6 +23,9 @@ def test_publish_then_load_by_name(tiny_model_dir, tmp_path, monkeypatch):
     assert entry["metrics"]["ff"]["train"]["n"] > 0 and "force_mae_meV_per_A" in entry["metrics"]["ff"]["train"]
     card = (pre / "README.md").read_text()
     assert "<!-- model:mos2-test -->" in card and "force MAE" in card
+    att = entry["metrics"]["band_error_attribution"]  # held-out labelled configurations
+    assert att and all(set(r) == {"predicted", "DFT on-site", "DFT intra", "DFT inter"} for r in att.values())
+    assert "Which part of the predicted H" in card
     if (pre / "validation" / "tw21.79-R" / "result.npz").exists():
         assert entry["metrics"]["validation"]["tw21.79-R"]["atoms"] == 42
         assert "tw21.79-R" in card
