@@ -137,17 +137,10 @@ def reference_bands(ref: dict, npoints: int = 40):
     """
     if ref is None:
         return None
-    from wander_gui.electronic.bands import BandResult
-    from wander_gui.dft.settings import EXCLUDED_PER_FU, WANNIER_PER_FU
-    nfu = len(ref["numbers"]) // 3
     if "bands_eV" in ref:
-        m0 = nfu * EXCLUDED_PER_FU
-        e = ref["bands_eV"][:, m0:m0 + nfu * WANNIER_PER_FU].astype(float)
-        nv = int(ref["n_occupied"]) - m0
-        res = BandResult(ref["bands_kpts"], e, nv, float(e[:, nv - 1].max()), float(e[:, nv].min()),
-                         x_k=ref.get("bands_x"))
-        res.source = "DFT band path"
-        return res
+        e, m0 = _dft_manifold(ref, ref["bands_eV"])
+        return _dft_band_result(ref["bands_kpts"], e, int(ref["n_occupied"]) - m0, x_k=ref.get("bands_x"),
+                                source="DFT band path")
     tb = reference_tb(ref)
     if tb is None:
         return None
@@ -162,6 +155,21 @@ def reference_bands(ref: dict, npoints: int = 40):
     return res
 
 
+def _dft_manifold(ref: dict, eps):
+    """The d–p manifold columns of DFT eigenvalues (k, all bands) and the index of its first band."""
+    import numpy as np
+
+    from wander_gui.dft.settings import EXCLUDED_PER_FU, WANNIER_PER_FU
+    nfu = len(ref["numbers"]) // 3
+    m0 = nfu * EXCLUDED_PER_FU
+    return np.asarray(eps, float)[:, m0:m0 + nfu * WANNIER_PER_FU], m0
+
+
+def _dft_band_result(kpts, e, n_valence: int, **kw):
+    from wander_gui.electronic.bands import BandResult
+    return BandResult(kpts, e, n_valence, float(e[:, n_valence - 1].max()), float(e[:, n_valence].min()), **kw)
+
+
 def _result_atoms(ref: dict):
     from wander_gui.ml.data import sample_from_arrays
     return sample_from_arrays("reference", ref).atoms
@@ -169,16 +177,12 @@ def _result_atoms(ref: dict):
 
 def reference_tb(ref: dict):
     """The DFT Wannier Hamiltonian stored with a dataset chunk or validation result (or None)."""
-    from wander_gui.dft.dataset import has_current_label, unpack_pairs
+    from wander_gui.dft.dataset import has_current_label, label_blocks
     if ref is None or not has_current_label(ref):
         return None
-    from wander_gui.core.materials import material_from_elements
-    from wander_gui.core.orbitals import orbital_offsets
     from wander_gui.electronic.hamiltonian import TBHamiltonian
     a = _result_atoms(ref)
-    symbols = a.get_chemical_symbols()
-    offsets, counts = orbital_offsets(symbols, material_from_elements(symbols).metal)
-    ij, shift, block = unpack_pairs(ref, counts)
+    offsets, counts, ij, shift, block = label_blocks(a.get_chemical_symbols(), ref)
     return TBHamiltonian.from_pair_blocks(a, ij, shift, block, offsets, counts)
 
 
@@ -189,16 +193,10 @@ def dft_point_bands(ref: dict):
     if ref is None or "dft_eps_eV" not in ref:
         return None
     import numpy as np
-
-    from wander_gui.electronic.bands import BandResult
-    from wander_gui.dft.settings import EXCLUDED_PER_FU, WANNIER_PER_FU
-    nfu = len(ref["numbers"]) // 3
-    m0 = nfu * EXCLUDED_PER_FU
-    e = np.asarray(ref["dft_eps_eV"], float)[:, m0:m0 + nfu * WANNIER_PER_FU]
+    e, _ = _dft_manifold(ref, ref["dft_eps_eV"])
     nv = int((e[0] <= float(ref["vbm"]) + 1e-4).sum())
-    res = BandResult(np.asarray(ref["dft_kpts"], float), e, nv, float(e[:, nv - 1].max()), float(e[:, nv].min()))
-    res.source = "DFT eigenvalues at the Wannier mesh and check k-points"
-    return res
+    return _dft_band_result(np.asarray(ref["dft_kpts"], float), e, nv,
+                            source="DFT eigenvalues at the Wannier mesh and check k-points")
 
 
 def band_errors(pred, ref, window: float = 1.0) -> dict:

@@ -151,6 +151,15 @@ def unpack_pairs(chunk: dict, counts) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return ij, chunk["pair_shift"].astype(np.int64), block
 
 
+def label_blocks(symbols, chunk: dict):
+    """(offsets, counts, ij, shift, block[P, 5, 5]) of the Wannier H stored with a labelled
+    chunk or validation result, in the orbital layout of ``symbols`` (its atoms)."""
+    from wander_gui.core.materials import material_from_elements
+    from wander_gui.core.orbitals import orbital_offsets
+    offsets, counts = orbital_offsets(symbols, material_from_elements(symbols).metal)
+    return (offsets, counts, *unpack_pairs(chunk, counts))
+
+
 def wannier_arrays(calc, atoms, vacuum: float, work: Path, name: str, txt: str, *,
                    mesh: tuple[int, int] | None = None, n_check: int = 5) -> dict:
     """Wannier label of one configuration as chunk arrays; raises if fidelity is too poor."""

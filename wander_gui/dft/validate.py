@@ -6,9 +6,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from wander_gui.core.materials import material_from_elements
-from wander_gui.core.orbitals import orbital_offsets
-from wander_gui.dft.dataset import FIDELITY_LIMIT_EV, load_chunks, unpack_pairs
+from wander_gui.dft.dataset import FIDELITY_LIMIT_EV, label_blocks, load_chunks
 from wander_gui.dft.settings import HOPPING_CENTROID_LIMIT
 from wander_gui.dft.wannier import PairBlocks, hopping_centroid_offsets
 
@@ -38,9 +36,7 @@ def validate_chunk(c: dict) -> list[str]:
         out.append(f"{name}: layer tags are not 0/1")
     if "pair_values" in c:
         symbols = [str(s) for s in _symbols(c["numbers"])]
-        mat = material_from_elements(symbols)
-        _, counts = orbital_offsets(symbols, mat.metal)
-        ij, shift, block = unpack_pairs(c, counts)
+        _, counts, ij, shift, block = label_blocks(symbols, c)
         if not np.all(np.isfinite(block)):
             out.append(f"{name}: non-finite Hamiltonian blocks")
         if float(c["fidelity_near_gap_eV"]) > FIDELITY_LIMIT_EV:

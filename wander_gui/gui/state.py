@@ -140,9 +140,8 @@ class MoireState(param.Parameterized):
         if need_cell and self.atoms is None:
             self.message = "Build a cell first."
             return False
-        status = backend.model_status(self.material)
-        if not self.model_dir and not status.available:
-            self.message = status.message
+        if not self._model_ok():
+            self.message = backend.model_status(self.material).message
             return False
         return True
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from wander_gui.dft.dataset import has_current_label, label_blocks
 from wander_gui.ml.data import Sample
 from wander_gui.ml.graph import atoms_to_graph
 from wander_gui.ml.train_h import metrics, paired_values, prepare
@@ -34,7 +35,6 @@ class ParityResult:
 
 def parity(model, samples: list[Sample], *, hamiltonian: bool = True) -> ParityResult:
     """Forces of every sample; H elements of those with a current Wannier label."""
-    from wander_gui.dft.dataset import has_current_label
     ff, hm = model.ff, model.hm
     res = ParityResult(names=[s.name for s in samples])
     fp, ft, sym = [], [], []
@@ -49,7 +49,7 @@ def parity(model, samples: list[Sample], *, hamiltonian: bool = True) -> ParityR
         res.forces["all"] = (fp.ravel(), ft.ravel())
         for el in np.unique(sym):
             res.forces[str(el)] = (fp[sym == el].ravel(), ft[sym == el].ravel())
-    labelled = [s for s in samples if s.chunk is not None and has_current_label(s.chunk)]
+    labelled = _labelled(samples)
     if hamiltonian and hm is not None and labelled:
         with torch.no_grad():
             exs = [prepare(s, ff, hm.config["r_max"]) for s in labelled]
@@ -82,27 +82,25 @@ def plot_parity(res: ParityResult, path, *, title: str = "") -> None:
     plt.close(fig)
 
 
+def _labelled(samples: list[Sample]) -> list[Sample]:
+    """The samples that carry a current Wannier label."""
+    return [s for s in samples if s.chunk is not None and has_current_label(s.chunk)]
+
+
 def band_errors_on_labels(ff, hm, samples: list[Sample], *, npoints: int = 30) -> dict:
     """Near-gap band error of the predicted H vs the DFT Wannier H of each labelled sample,
     on the Γ–M–K–Γ path of its cell (both aligned at their valence maximum; the Wannier H
     itself reproduces the DFT bands to a few meV, see ``fidelity_near_gap_eV``).
     Returns {name: {"mae_meV", "max_meV", "gap_error_meV"}} and their mean under "mean"."""
     from wander_gui.backend import band_errors
-    from wander_gui.core.materials import material_from_elements
-    from wander_gui.core.orbitals import orbital_offsets
-    from wander_gui.dft.dataset import has_current_label, unpack_pairs
     from wander_gui.electronic.bands import compute_bands
     from wander_gui.electronic.hamiltonian import TBHamiltonian
     from wander_gui.electronic.kpoints import band_path
     from wander_gui.ml.predict import predict_blocks
     out = {}
-    for s in samples:
-        if s.chunk is None or not has_current_label(s.chunk):
-            continue
+    for s in _labelled(samples):
         a = s.atoms
-        symbols = a.get_chemical_symbols()
-        offsets, counts = orbital_offsets(symbols, material_from_elements(symbols).metal)
-        ij, shift, block = unpack_pairs(s.chunk, counts)
+        offsets, counts, ij, shift, block = label_blocks(a.get_chemical_symbols(), s.chunk)
         ref_tb = TBHamiltonian.from_pair_blocks(a, ij, shift, block, offsets, counts)
         p = predict_blocks(ff, hm, a)
         tb = TBHamiltonian.from_pair_blocks(a, p.ij, p.shift, p.blocks, p.offsets, p.counts)
@@ -119,21 +117,14 @@ def band_error_attribution(ff, hm, samples: list[Sample], *, npoints: int = 30) 
     vs the DFT Wannier H) with everything predicted, and with the on-site, intra-layer or
     inter-layer blocks replaced by their DFT values. {name: {variant: MAE}}."""
     from wander_gui.backend import band_errors
-    from wander_gui.core.materials import material_from_elements
-    from wander_gui.core.orbitals import orbital_offsets
-    from wander_gui.dft.dataset import has_current_label, unpack_pairs
     from wander_gui.electronic.bands import compute_bands
     from wander_gui.electronic.hamiltonian import TBHamiltonian
     from wander_gui.electronic.kpoints import band_path
     from wander_gui.ml.predict import predict_blocks
     out = {}
-    for s in samples:
-        if s.chunk is None or not has_current_label(s.chunk):
-            continue
+    for s in _labelled(samples):
         a = s.atoms
-        symbols = a.get_chemical_symbols()
-        offsets, counts = orbital_offsets(symbols, material_from_elements(symbols).metal)
-        ij, shift, dft = unpack_pairs(s.chunk, counts)
+        offsets, counts, ij, shift, dft = label_blocks(a.get_chemical_symbols(), s.chunk)
         p = predict_blocks(ff, hm, a, dtype=torch.float64)
         index = {(int(i), int(j), *map(int, S)): n for n, ((i, j), S) in enumerate(zip(p.ij, p.shift))}
         at = np.array([index.get((int(i), int(j), *map(int, S)), -1) for (i, j), S in zip(ij, shift)])

@@ -75,8 +75,9 @@ class BandTarget:
 
 
 def _band_target(atoms, counts, offsets, pi, pj, shift, onsite, hop, npoints: int) -> BandTarget:
-    from wander_gui.electronic.kpoints import band_path
     from wander_gui.dft.settings import n_formula_units
+    from wander_gui.electronic.bands import n_valence_total
+    from wander_gui.electronic.kpoints import band_path
     n = int(counts.sum())
     k, _, _ = band_path(atoms.cell.array, "GMKG", npoints)
     cnt = torch.as_tensor(counts)
@@ -97,7 +98,7 @@ def _band_target(atoms, counts, offsets, pi, pj, shift, onsite, hop, npoints: in
         e = band_energies(bt, onsite, hop)
     from wander_gui.core.materials import material_from_elements
     nfu = n_formula_units(atoms, material_from_elements(atoms.get_chemical_symbols()).metal)
-    nv = 7 * nfu  # filled d–p manifold bands per formula unit: 6 chalcogen p + metal d_z²
+    nv = n_valence_total(n)  # filled d–p bands: 6 chalcogen p + metal d_z² per formula unit
     bt.band_index = torch.arange(nv - 4 * nfu, nv + 3 * nfu)  # top 4 valence, lowest 3 conduction per f.u.
     bt.target = e[:, bt.band_index]
     return bt
@@ -128,13 +129,9 @@ def _mask(species_a, species_b):
 def prepare(sample: Sample, ff: ForceField, r_max: float, *, band_kpoints: int = 0) -> HExample:
     """Frozen-FF inputs and targets of one labelled configuration (with the band-structure
     target on ``band_kpoints`` path points when > 0)."""
-    from wander_gui.core.orbitals import orbital_offsets
-    from wander_gui.dft.dataset import unpack_pairs
+    from wander_gui.dft.dataset import label_blocks
     a = sample.atoms
-    from wander_gui.core.materials import material_from_elements
-    metal = material_from_elements(a.get_chemical_symbols()).metal
-    offsets, counts = orbital_offsets(a.get_chemical_symbols(), metal)
-    ij, shift, block = unpack_pairs(sample.chunk, counts)
+    offsets, counts, ij, shift, block = label_blocks(a.get_chemical_symbols(), sample.chunk)
     g = atoms_to_graph(a, ff.config["r_c"])
     with torch.no_grad():
         _, Z, Dn = ff.atomic(g)
