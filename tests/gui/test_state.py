@@ -69,3 +69,15 @@ def test_notebook_3d_view_loads_the_cell_with_one_colour_per_layer():
     for lay, r in enumerate(reps):
         idx = sorted(ast.literal_eval("[" + r["sele"].lstrip("@") + "]"))
         assert idx == list(np.flatnonzero(atoms.arrays["layer"] == lay))
+
+
+def test_job_error_reaches_the_callback_when_the_ui_runs_it_later():
+    """In the server, UI callbacks run on a later tick, after the worker's except block ended."""
+    from wander_gui.gui.jobs import JobRunner
+    pending, seen = [], []
+    jobs = JobRunner()
+    jobs.ui = pending.append  # defer every UI callback, as a Bokeh document does
+    jobs.start(lambda cancel: 1 / 0, on_error=seen.append, wait=True)
+    for cb in pending:
+        cb()
+    assert len(seen) == 1 and isinstance(seen[0], ZeroDivisionError)

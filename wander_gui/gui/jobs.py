@@ -50,7 +50,7 @@ class JobRunner:
                 fn(self.cancel_event)
             except Exception as exc:  # shown to the user, logged with traceback
                 log.error("job failed: %s\n%s", exc, traceback.format_exc())
-                self.ui(lambda: on_error(exc))
+                self.ui(lambda err=exc: on_error(err))  # bound now: `exc` is unset after the block
             finally:
                 if on_done:
                     self.ui(on_done)
