@@ -108,6 +108,10 @@ def test_bad_input(perturbed):
     del mono.arrays["layer"]
     with pytest.raises(StructureError):
         relax(mono, Springs(x0[: len(mono)]))
+    big = build_twisted(mn=(8, 9))  # 1302 atoms: fine for BFGS; a 2x2 repeat is not
+    big = big.repeat((2, 2, 1))
+    with pytest.raises(InputError, match="bfgs.*1500 atoms.*5208.*lbfgs"):
+        relax(big, Springs(big.positions.copy()), optimizer="bfgs")
 
 
 def test_interlayer_distance_map_and_stacking_points():

@@ -22,6 +22,9 @@ from wander_gui.errors import InputError
 log = logging.getLogger(__name__)
 OPTIMIZERS = ("fire", "bfgs", "lbfgs", "paper")
 PAPER_ALPHA = 0.529 / Ry  # Å²/eV
+# ASE's BFGS keeps a dense 3N×3N Hessian and diagonalises it every step: 1500 atoms is 162 MB and
+# ~1 s per step; 10⁴ atoms would be 7 GB and minutes per step. LBFGS and FIRE are O(N).
+BFGS_MAX_ATOMS = 1500
 
 
 @dataclass
@@ -145,6 +148,9 @@ def relax(atoms, calc, *, optimizer: str = "fire", fmax: float = 0.01, steps: in
         raise InputError(f"fmax={fmax} eV/Å is outside the allowed range (0, 10]")
     if not 0 <= int(steps) <= 1_000_000:
         raise InputError(f"steps={steps} is outside the allowed range [0, 1000000]")
+    if optimizer == "bfgs" and len(atoms) > BFGS_MAX_ATOMS:
+        raise InputError(f"optimizer='bfgs' stores a dense 3N×3N Hessian; allowed up to {BFGS_MAX_ATOMS} "
+                         f"atoms, this cell has {len(atoms)}: use 'lbfgs' or 'fire'")
     validate_structure(atoms)
     layer = ensure_layers(atoms)
     a = atoms.copy()
