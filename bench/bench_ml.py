@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from wander_gui.core.builder import build_twisted
-from wander_gui.electronic.hamiltonian import TBHamiltonian
 from wander_gui import backend
 from wander_gui.electronic.bands import n_valence_total
 from wander_gui.electronic.solvers import eigenvalues_at, find_gap_sigma

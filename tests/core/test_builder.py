@@ -44,7 +44,6 @@ def test_min_distance_is_bond_length():
 
 
 def test_stacking_registry_at_zero_twist():
-    mat = get_material("MoS2")
     R = build_aligned(stacking="R", supercell=1, d_interlayer=6.5)
     H = build_aligned(stacking="H", supercell=1, d_interlayer=6.5)
 

@@ -1,8 +1,6 @@
 import json
-import os
 
 import numpy as np
-import pytest
 
 from wander_gui.dft import dataset as ds
 from wander_gui.dft.sampling import build_config, config_spec

@@ -60,11 +60,13 @@ def test_gap_at_K_of_gapped_honeycomb():
     assert np.allclose(e, [-0.4, 0.4])  # massive Dirac point: gap 2 delta at K
 
 
-def test_dense_vs_sparse_agree():
-    rng = np.random.default_rng(0)
+@pytest.mark.parametrize("density", [0.01, 0.15])  # SuperLU / dense LU factorisation of H − σ
+def test_dense_vs_sparse_agree(density):
+    from wander_gui.electronic.solvers import DENSE_FACTOR_ABOVE
     n = 400
-    M = sp.random(n, n, density=0.02, random_state=1) + 1j * sp.random(n, n, density=0.02, random_state=2)
+    M = sp.random(n, n, density=density, random_state=1) + 1j * sp.random(n, n, density=density, random_state=2)
     H = (M + M.conj().T).tocsr() + sp.diags(np.linspace(-3, 3, n))
+    assert (H.nnz > DENSE_FACTOR_ABOVE * n * n) == (density > 0.1)
     full = eigenvalues_at(H, nbands=None, sigma=None, solver="dense")
     near = eigenvalues_at(H, nbands=12, sigma=0.05, solver="sparse")
     ref = np.sort(full[np.argsort(np.abs(full - 0.05))[:12]])

@@ -21,7 +21,7 @@ from math import gcd
 
 import numpy as np
 
-from wander_gui.core.lattice import gauss_reduce, hex_basis, polar2, rot2
+from wander_gui.core.lattice import gauss_reduce, hex_basis, rot2
 from wander_gui.errors import InputError, check_range
 
 ANGLE_RANGE = (0.0, 60.0)  # open interval, degrees

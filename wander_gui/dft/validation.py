@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wander_gui.dft.dataset import has_current_label, pack_pairs, save_chunk, structure_arrays
+from wander_gui.dft.dataset import has_current_label, save_chunk, structure_arrays
 from wander_gui.dft.settings import LEVEL_OF_THEORY, DFTSettings
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
     """
     from gpaw import GPAW
 
-    from wander_gui.dft.run import scf, wannier_label
+    from wander_gui.dft.run import scf
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
