@@ -3,7 +3,7 @@ import json
 import numpy as np
 
 from wander_gui.dft import dataset as ds
-from wander_gui.dft.sampling import build_config, config_spec
+from wander_gui.dft.sampling import build_config, config_spec, finetune_spec
 from wander_gui.dft.settings import WANNIER_VERSION
 
 
@@ -26,6 +26,24 @@ def test_build_config_is_bilayer_with_displacements():
     assert len(a) == 3 * 2 * s.supercell ** 2
     b = build_config(s)
     assert np.allclose(a.positions, b.positions)
+
+
+def test_finetune_cells_are_perturbed_strained_twisted_cells_apart_from_the_validation_cells(tmp_path, monkeypatch):
+    from wander_gui.core.builder import build_twisted
+    specs = [finetune_spec(i) for i in range(8)]
+    assert [s.stacking for s in specs[:4]] == ["R", "H", "R", "H"]
+    assert len({s.name for s in specs} | {config_spec(i).name for i in range(50)}) == 58  # no clash
+    for s in specs[:2]:
+        a = build_config(s)
+        flat = build_twisted("MoS2", s.stacking, mn=(1, 2), d_interlayer=s.d_interlayer)
+        assert len(a) == 42 and abs(a.info["twist_deg"] - 21.787) < 0.01
+        assert np.isclose(a.cell.lengths()[0] / flat.cell.lengths()[0], 1 + s.strain_percent / 100)
+        ideal = flat.get_scaled_positions() @ a.cell.array
+        assert 0.5 * s.sigma < np.sqrt(((a.positions - ideal) ** 2).mean() * 3) < 2 * s.sigma
+    calls = []
+    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, st, wannier: calls.append(spec.name) or {})
+    ds.generate(tmp_path / "ft", tmp_path / "work", n_configs=2, plan="finetune")
+    assert calls == [specs[0].name, specs[1].name]
 
 
 def test_chunk_write_skip_and_failure_log(tmp_path):

@@ -11,14 +11,19 @@ NAME = "dataset"
 HELP = "DFT dataset: generate | info | validate"
 DEFAULT_OUT = "pretrained/dataset"
 DEFAULT_WORK = "work_dft"
+FINETUNE_OUT = "pretrained/finetune"
 
 
 def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
     g = sub.add_parser("generate", help="label plan configurations (resumable, skips finished ones)")
-    g.add_argument("--out", default=DEFAULT_OUT)
+    g.add_argument("--out", default=None, help=f"dataset folder (default {DEFAULT_OUT}; {FINETUNE_OUT} "
+                   "with --plan finetune)")
     g.add_argument("--work", default=DEFAULT_WORK, help="scratch folder (locks, logs, densities)")
+    g.add_argument("--plan", choices=["bilayers", "finetune"], default="bilayers",
+                   help="bilayers: the untwisted training plan; finetune: perturbed 21.79° cells kept "
+                        "for fine-tuning (energies and forces)")
     g.add_argument("-n", "--n-configs", type=int, default=300, help="size of the plan to cover")
     g.add_argument("--start", type=int, default=0)
     g.add_argument("--workers", type=int, default=1, help="parallel single-threaded workers")
@@ -67,11 +72,13 @@ def run(args) -> int:
 
 
 def _generate(args) -> int:
+    if args.out is None:
+        args.out = FINETUNE_OUT if args.plan == "finetune" else DEFAULT_OUT
     if args.workers > 1:
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
         cmd = [sys.executable, "-m", "wander_gui.cli", "dataset", "generate", "--out", args.out,
                "--work", args.work, "-n", str(args.n_configs), "--start", str(args.start),
-               "--max-supercell", str(args.max_supercell), "--workers", "1"]
+               "--max-supercell", str(args.max_supercell), "--workers", "1", "--plan", args.plan]
         if args.no_wannier:
             cmd.append("--no-wannier")
         if args.held_out_first:
@@ -83,7 +90,7 @@ def _generate(args) -> int:
     Path(args.work).mkdir(parents=True, exist_ok=True)
     done = generate(args.out, args.work, n_configs=args.n_configs, start=args.start,
                     settings=DFTSettings(), max_supercell=args.max_supercell, wannier=not args.no_wannier,
-                    held_out_first=args.held_out_first,
+                    held_out_first=args.held_out_first, plan=args.plan,
                     on_step=lambda info: print(json.dumps(info), flush=True))
     print(f"labelled {len(done)} configuration(s)")
     return 0

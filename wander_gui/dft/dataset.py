@@ -21,12 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from wander_gui.dft.sampling import ConfigSpec, build_config, config_spec
+from wander_gui.dft.sampling import ConfigSpec, build_config, config_spec, finetune_spec
 from wander_gui.dft.settings import HOPPING_CENTROID_LIMIT, LEVEL_OF_THEORY, WANNIER_VERSION, DFTSettings
-from wander_gui.errors import ConvergenceError, DataError, WanderError
+from wander_gui.errors import ConvergenceError, DataError, InputError, WanderError
 
 log = logging.getLogger(__name__)
 #: chunk arrays that belong to the Wannier label (dropped together when a label is outdated)
+#: sampling plans: untwisted bilayers (the training set) and twisted cells kept for fine-tuning
+PLANS = {"bilayers": config_spec, "finetune": finetune_spec}
 WANNIER_KEYS = frozenset({"pair_ij", "pair_shift", "pair_values", "wannier_version", "wf_centres", "wf_spreads",
                           "fidelity_near_gap_eV", "fidelity_near_gap_mae_eV", "fidelity_frozen_eV", "h_imag_max",
                           "frozen_window", "wannier_mesh", "vbm", "cbm", "wannier_seconds", "centre_offset_max",
@@ -253,25 +255,29 @@ def record_failure(out: Path, spec: ConfigSpec, reason: str, *, stage: str = "sc
 
 def generate(out, work, *, n_configs: int, start: int = 0, settings: DFTSettings = DFTSettings(),
              max_supercell: int = 3, wannier: bool = True, on_step=None, cancel=None,
-             held_out_first: bool = False) -> list[dict]:
+             held_out_first: bool = False, plan: str = "bilayers") -> list[dict]:
     """Label plan entries ``start .. n_configs-1`` that are not done or locked by another worker.
 
     With ``wannier=False`` only energies and forces are computed (densities are kept in
     ``work/gpw`` so a later run with ``wannier=True`` adds the Hamiltonians). With
     ``held_out_first`` the configurations of the validation and test splits (training seed 0)
-    come first, so that a small dataset can already be evaluated.
+    come first, so that a small dataset can already be evaluated. ``plan="finetune"`` labels
+    the perturbed twisted cells reserved for fine-tuning (:func:`finetune_spec`) instead.
     """
+    if plan not in PLANS:
+        raise InputError(f"plan={plan!r} is unknown; allowed: {', '.join(PLANS)}")
+    spec_of = PLANS[plan]
     out, work = Path(out), Path(work)
     done = []
     order = list(range(start, n_configs))
-    if held_out_first:
+    if held_out_first and plan == "bilayers":
         from wander_gui.ml.data import split
         parts = split([config_spec(i).name for i in order])
         order.sort(key=lambda i: (parts[config_spec(i).name] == "train", i))
     for i in order:
         if (cancel is not None and cancel.is_set()) or (work / "STOP").exists():
             break  # `touch work/STOP` ends workers after their current configuration
-        spec = config_spec(i)
+        spec = spec_of(i)
         if spec.supercell > max_supercell or is_done(out, spec.name, wannier=spec.wannier and wannier) \
                 or not _lock(work, spec.name):
             continue

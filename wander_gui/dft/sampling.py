@@ -39,6 +39,7 @@ class ConfigSpec:
     sigma: float
     seed: int
     wannier: bool
+    twist_mn: tuple | None = None  # twisted (m, n) cell instead of an untwisted supercell
 
     def asdict(self) -> dict:
         return asdict(self)
@@ -75,12 +76,40 @@ def config_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
                       round(direction, 3), round(sigma, 4), int(rng.integers(2**31)), wannier)
 
 
+#: twisted cell of the fine-tuning set: 21.79° (m, n) = (1, 2), 42 atoms
+FINETUNE_MN = (1, 2)
+FINETUNE_STRAIN_MAX = 1.5
+
+
+def finetune_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
+    """The i-th perturbed twisted cell reserved for fine-tuning (never trained on by default,
+    never a validation cell): 21.79° R and H alternating, metal–metal distance from
+    N(6.35, 0.2) Å, biaxial strain within ±1.5 %, Gaussian displacements σ log-uniform in
+    [0.02, 0.10] Å on every cell."""
+    rng = np.random.default_rng([seed, 100_000 + i])
+    stacking = "R" if i % 2 == 0 else "H"
+    d = float(np.clip(rng.normal(6.35, 0.2), *D_RANGE))
+    strain = float(rng.uniform(-FINETUNE_STRAIN_MAX, FINETUNE_STRAIN_MAX))
+    sigma = float(0.02 * 5.0 ** rng.random())
+    m, n = FINETUNE_MN
+    return ConfigSpec(i, f"t{i:03d}-tw{m}{n}-{stacking}", 0, stacking, (0.0, 0.0), round(d, 4), round(strain, 4),
+                      "biaxial", 0.0, round(sigma, 4), int(rng.integers(2**31)), False, FINETUNE_MN)
+
+
 def build_config(spec: ConfigSpec, material: str = "MoS2"):
     """Atoms of a plan entry (builder geometry + Gaussian displacements)."""
-    from wander_gui.core.builder import build_aligned
-    atoms = build_aligned(material, spec.stacking, supercell=spec.supercell, shift_frac=spec.shift_frac,
-                          d_interlayer=spec.d_interlayer, strain_percent=spec.strain_percent,
-                          strain_mode=spec.strain_mode, strain_direction_deg=spec.strain_direction_deg)
+    from wander_gui.core.builder import build_aligned, build_twisted
+    if spec.twist_mn is not None:  # both layers strained alike: scale the in-plane cell
+        atoms = build_twisted(material, spec.stacking, mn=tuple(spec.twist_mn), d_interlayer=spec.d_interlayer)
+        cell = atoms.cell.array.copy()
+        cell[:2, :2] *= 1 + spec.strain_percent / 100
+        atoms.set_cell(cell, scale_atoms=True)
+        eps = spec.strain_percent / 100
+        atoms.info["strain_top"] = atoms.info["strain_bottom"] = [eps, 0.0, 0.0, eps]
+    else:
+        atoms = build_aligned(material, spec.stacking, supercell=spec.supercell, shift_frac=spec.shift_frac,
+                              d_interlayer=spec.d_interlayer, strain_percent=spec.strain_percent,
+                              strain_mode=spec.strain_mode, strain_direction_deg=spec.strain_direction_deg)
     if spec.sigma > 0:
         rng = np.random.default_rng(spec.seed)
         atoms.positions += rng.normal(0.0, spec.sigma, size=atoms.positions.shape)
