@@ -117,3 +117,22 @@ def test_pack_unpack_pairs_round_trip():
     ij2, sh2, bl2 = ds.unpack_pairs(packed, counts)
     assert np.array_equal(ij2, ij) and np.array_equal(sh2, pairs.shift)
     assert np.allclose(bl2, block, atol=1e-6)
+
+
+def test_samples_load_from_several_folders_and_names_must_not_repeat(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    import pytest
+
+    from wander_gui.errors import DataError
+    from wander_gui.ml.data import load_samples
+    chunks = sorted((Path(__file__).parents[2] / "pretrained/dataset/chunks").glob("c*.npz"))[:2]
+    for folder, chunk in zip(("a", "b"), chunks):
+        (tmp_path / folder / "chunks").mkdir(parents=True)
+        shutil.copy(chunk, tmp_path / folder / "chunks")
+    both = load_samples([tmp_path / "a", tmp_path / "b"])
+    assert [s.name for s in both] == [c.stem for c in chunks]
+    shutil.copy(chunks[0], tmp_path / "b" / "chunks")
+    with pytest.raises(DataError, match=chunks[0].stem):
+        load_samples([tmp_path / "a", tmp_path / "b"])

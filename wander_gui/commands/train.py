@@ -7,7 +7,8 @@ HELP = "train (or fine-tune) the force field and Hamiltonian heads"
 
 def add_arguments(p) -> None:
     p.add_argument("--config", default=None, help="JSON with 'ff' and/or 'h' sections (see FFTrainConfig)")
-    p.add_argument("--data", default="pretrained/dataset")
+    p.add_argument("--data", nargs="+", default=["pretrained/dataset"],
+                   help="dataset folder(s); fine-tuning: the training set plus pretrained/finetune")
     p.add_argument("--out", default="runs/train", help="output directory (checkpoints, metrics)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--init", default=None,
@@ -61,7 +62,7 @@ def run(args) -> int:
     if args.publish:
         from wander_gui.ml.publish import publish
         from wander_gui.ml.registry import PRETRAINED
-        entry = publish(out, args.publish, pretrained_dir=PRETRAINED, dataset_dir=args.data,
+        entry = publish(out, args.publish, pretrained_dir=PRETRAINED, dataset_dir=args.data[0],
                         description=args.description)
         print(f"published {entry['name']} to {PRETRAINED / entry['name']}")
     return 0

@@ -25,11 +25,17 @@ class Sample:
 
 def load_samples(dataset_dir) -> list[Sample]:
     """All configurations as ase.Atoms with ``layer`` set (imported Hamiltonian-only
-    configurations have NaN energy/forces: see :attr:`Sample.has_forces`)."""
+    configurations have NaN energy/forces: see :attr:`Sample.has_forces`). ``dataset_dir``
+    may be a list of folders (e.g. the training set plus the fine-tuning cells)."""
     from wander_gui.dft.dataset import load_chunks
-    rows = load_chunks(Path(dataset_dir))
+    dirs = [dataset_dir] if isinstance(dataset_dir, (str, Path)) else list(dataset_dir)
+    rows = [r for d in dirs for r in load_chunks(Path(d))]
     if not rows:
-        raise DataError(f"no configurations in {str(dataset_dir)!r}")
+        raise DataError(f"no configurations in {', '.join(map(str, dirs))}")
+    names = [r["name"] for r in rows]
+    if len(set(names)) < len(names):
+        raise DataError("configuration names repeat across the dataset folders: "
+                        + ", ".join(sorted({n for n in names if names.count(n) > 1})))
     return [sample_from_arrays(r["name"], r) for r in rows]
 
 
