@@ -71,6 +71,9 @@ def test_dense_vs_sparse_agree(density):
     near = eigenvalues_at(H, nbands=12, sigma=0.05, solver="sparse")
     ref = np.sort(full[np.argsort(np.abs(full - 0.05))[:12]])
     assert np.allclose(near, ref, atol=1e-8)
+    from wander_gui.electronic.solvers import count_below  # inertia of the same factorisation
+    for s in (-2.0, 0.05, 1.3):
+        assert count_below(H, s) == int((full < s).sum())
 
 
 def test_hr_round_trip_gives_identical_bands(tmp_path):
