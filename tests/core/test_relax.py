@@ -51,6 +51,27 @@ def test_paper_step_on_harmonic_case(perturbed):
     assert PAPER_ALPHA == pytest.approx(0.529 / 13.605693, rel=1e-6)
 
 
+def test_every_step_reports_maps_of_that_step():
+    from wander_gui.core.relax import interlayer_distance_map
+    a = build_twisted(mn=(2, 3), d_interlayer=6.4)
+    x0 = a.positions.copy()
+    frac = a.get_scaled_positions()
+    bump = 0.2 * np.cos(np.pi * frac[:, 0]) ** 2 * np.cos(np.pi * frac[:, 1]) ** 2  # relaxes back to flat
+    a.positions[:, 2] += np.where(a.arrays["layer"] == 1, bump, 0.0)
+    seen = []
+    relax(a, Springs(x0), optimizer="fire", fmax=1e-4, steps=200, on_step=seen.append)
+    first, last = seen[0], seen[-1]
+    assert first.atoms is not last.atoms and first.atoms.calc is None
+    assert np.allclose(first.atoms.positions, a.positions)  # a snapshot, not the moving structure
+    _, _, d0 = first.interlayer_distance_map(n=16)
+    assert np.allclose(d0, interlayer_distance_map(a, n=16)[2], equal_nan=True)
+    assert np.nanmax(d0) - np.nanmin(d0) > 0.15  # the bump is seen at step 0 ...
+    _, _, d1 = last.interlayer_distance_map(n=16)
+    assert np.nanmax(np.abs(d1 - 6.4)) < 1e-3  # ... and gone at the end
+    x, y, dz = last.displacement_map(1, n=16, repeat=2)
+    assert dz.shape == (32, 32) and np.nanmax(np.abs(dz)) < 1e-3
+
+
 def test_cancel_keeps_last_structure(perturbed):
     a, x0 = perturbed
     cancel = threading.Event()

@@ -99,9 +99,12 @@ def test_plot_and_trajectory_exports(session):
     assert downloads["bands.png"].callback().read(8) == b"\x89PNG\r\n\x1a\n"
     assert _self_contained(downloads["bands.html"].callback().read())
     s.steps, s.optimizer = 3, "fire"
+    live = []
+    s.param.watch(lambda e: live.append(e.new), "relax_atoms")
     s.relax = True
     s.wait(300)
     assert s.running == "" and s.trajectory, s.message
+    assert live[0] is not None and live[-1] is None  # live structure while running, none after
     frames = read(io.StringIO(downloads["relaxation.extxyz"].callback().read().decode()), index=":", format="extxyz")
     assert len(frames) == len(s.relax_trace) == 4  # steps 0..3
     assert np.allclose(frames[-1].positions, s.atoms.positions, atol=1e-6)
@@ -119,9 +122,16 @@ def test_relaxation_maps_with_dft_reference_and_tiling(session):
     trace = [(0, -1.0, 0.5), (1, -1.1, 0.2)]
     ref = {"relaxed_positions": a.positions + np.array([0, 0, 0.01])}
     for tile in (False, True):
-        col = views.relax_plots(a, trace, None, ref, tile)
+        col = views.relax_plots(a, None, trace, ref, tile)
         layout = col[0].object
         assert len(layout) == 4  # ML and DFT maps of both layers, one colour scale
+    live = a.copy()  # a running relaxation's latest step: its maps replace those of the start
+    live.positions[live.arrays["layer"] == 1, 2] += 0.05 * np.sin(live.positions[live.arrays["layer"] == 1, 0])
+    ml = [el for el in views.relax_plots(a, live, trace)[0].object if el.label != "DFT"]
+    start = views.relax_plots(a, None, trace)[0].object
+    top = [o.data for o in ml if "ML layer 1" in o.opts.get().kwargs["title"]][0]
+    top0 = [o.data for o in start if "ML layer 1" in o.opts.get().kwargs["title"]][0]
+    assert not np.allclose(np.nan_to_num(top["dz (Å)"]), np.nan_to_num(top0["dz (Å)"]))
 
 
 @pytest.mark.dft

@@ -29,11 +29,22 @@ BFGS_MAX_ATOMS = 1500
 
 @dataclass
 class StepInfo:
+    """What a relaxation reports every step. ``atoms`` is a snapshot of the structure at this
+    step (no calculator), from which the interpolated maps are computed on demand."""
     step: int
     energy: float
     fmax: float
     dz_layers: list  # per layer: z − mean z of that layer's metal atoms, per atom (Å)
     seconds: float
+    atoms: object = None
+
+    def displacement_map(self, layer: int, *, n: int = 48, repeat: int = 1):
+        """(x, y, dz) of one layer's metal plane on an n×n grid (see :func:`displacement_map`)."""
+        return displacement_map(self.atoms, layer, n=n, repeat=repeat)
+
+    def interlayer_distance_map(self, *, n: int = 48):
+        """(x, y, d) local interlayer distance (see :func:`interlayer_distance_map`)."""
+        return interlayer_distance_map(self.atoms, n=n)
 
 
 @dataclass
@@ -181,7 +192,9 @@ def relax(atoms, calc, *, optimizer: str = "fire", fmax: float = 0.01, steps: in
             from ase.io import write
             write(xyz_traj, a, format="extxyz", append=step > 0)
         if on_step:
-            on_step(StepInfo(step, e, fm, out_of_plane_displacement(a), time.perf_counter() - t0))
+            snapshot = a.copy()
+            snapshot.calc = None
+            on_step(StepInfo(step, e, fm, out_of_plane_displacement(a), time.perf_counter() - t0, snapshot))
         return fm
 
     try:

@@ -49,6 +49,8 @@ class MoireState(param.Parameterized):
     relax_trace = param.List(default=[], doc="(step, energy, fmax) of the running/last relaxation")
     trajectory = param.String(default="", doc="extxyz trajectory file of the last relaxation (empty: none kept)")
     dz = param.Parameter(default=None, doc="latest per-layer out-of-plane displacements")
+    relax_atoms = param.Parameter(default=None, doc="structure at the latest reported step of the running "
+                                  "relaxation (None when idle: the maps then show `atoms`)")
     bands = param.Parameter(default=None, doc="latest BandResult")
     reference = param.Parameter(default=None, doc="DFT results when the cell is a validation cell")
     ref_bands = param.Parameter(default=None, doc="DFT BandResult of the validation cell (d–p manifold)")
@@ -71,6 +73,7 @@ class MoireState(param.Parameterized):
 
     #: the relaxation trajectory is kept (for export) up to this many atom-steps
     TRAJECTORY_LIMIT = 2_000_000
+    LIVE_INTERVAL = 0.5  # s between live updates of the relaxation view (every step would flood the page)
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -117,6 +120,7 @@ class MoireState(param.Parameterized):
             else:
                 atoms = backend.build_bilayer(s["spec"], material=self.material, stacking=self.stacking)
             self.relax_trace, self.dz, self.bands, self.psi, self.band_error = [], None, None, None, {}
+            self.relax_atoms = None
             self.reference = backend.validation_reference(atoms)
             self.ref_bands = backend.reference_bands(self.reference)
             self.atoms = atoms
@@ -158,14 +162,18 @@ class MoireState(param.Parameterized):
             Path(traj).unlink()
 
         def work(cancel):
+            import time
             calc = backend.calculator(**self._model_kwargs())
+            trace, last = [], [-1e9]
 
             def on_step(info):
-                def update():
-                    self.relax_trace = self.relax_trace + [(info.step, info.energy, info.fmax)]
-                    self.dz = info.dz_layers
-                    self.progress = min(100, int(100 * info.step / max(steps, 1)))
-                self.jobs.ui(update)
+                trace.append((info.step, info.energy, info.fmax))
+                if time.monotonic() - last[0] < self.LIVE_INTERVAL:
+                    return
+                last[0] = time.monotonic()
+                update = dict(relax_trace=list(trace), dz=info.dz_layers, relax_atoms=info.atoms,
+                              progress=min(100, int(100 * info.step / max(steps, 1))))
+                self.jobs.ui(lambda: self.param.update(**update))  # one redraw per update
             res = backend.relax(atoms, calc, optimizer=self.optimizer, fmax=self.fmax, steps=steps,
                                 on_step=on_step, cancel=cancel, trajectory=traj)
             final = res.atoms.copy()
@@ -173,7 +181,7 @@ class MoireState(param.Parameterized):
             ood = backend.out_of_distribution(final, **self._model_kwargs())
 
             def finish():
-                self.atoms = final
+                self.param.update(atoms=final, relax_atoms=None, relax_trace=list(trace))
                 self.trajectory = traj or ""
                 state = "cancelled" if res.cancelled else ("converged" if res.converged else "not converged")
                 self.message = (f"Relaxation {state} after {res.steps} steps: fmax {res.fmaxes[-1]:.4f} eV/Å, "

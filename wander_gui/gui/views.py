@@ -82,10 +82,11 @@ def relax_figures(atoms, trace, reference=None, tile=False):
     return hv.Layout(maps).cols(2), traces
 
 
-def relax_plots(atoms, trace, dz, reference=None, tile=False):
+def relax_plots(atoms, live, trace, reference=None, tile=False):
+    """Maps of ``live`` (the running relaxation's latest step) or else ``atoms``, and the traces."""
     if atoms is None or not trace:
         return pn.pane.Markdown("Relaxation maps appear here while a relaxation runs.")
-    maps, traces = relax_figures(atoms, trace, reference, tile)
+    maps, traces = relax_figures(live if live is not None else atoms, trace, reference, tile)
     return pn.Column(pn.pane.HoloViews(maps, sizing_mode="stretch_width"),
                      pn.pane.HoloViews(traces, sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
@@ -377,7 +378,7 @@ class Dashboard(pn.viewable.Viewer):
                               pn.bind(ladder_plot, s.param.ladder, theta_now), sizing_mode="stretch_width")
         tabs = pn.Tabs(("Structure", pn.Column(ref_note, pn.bind(structure_plots, s.param.atoms))),
                        ("Relaxation", pn.Column(pn.Param(s, parameters=["tile_maps"], show_name=False),
-                                                pn.bind(relax_plots, s.param.atoms, s.param.relax_trace, s.param.dz,
+                                                pn.bind(relax_plots, s.param.atoms, s.param.relax_atoms, s.param.relax_trace,
                                                         s.param.reference, s.param.tile_maps),
                                                 sizing_mode="stretch_width")),
                        ("Bands", bands_tab), ("Parity", parity_tab), ("Teaching", teach_tab),
