@@ -73,7 +73,9 @@ class MoireState(param.Parameterized):
 
     #: the relaxation trajectory is kept (for export) up to this many atom-steps
     TRAJECTORY_LIMIT = 2_000_000
-    LIVE_INTERVAL = 0.5  # s between live updates of the relaxation view (every step would flood the page)
+    # s between live updates of the relaxation view, per 1000 atoms + 1 (each redraw interpolates the
+    # maps in the server: every step would flood the page, and large cells take longer to draw)
+    LIVE_INTERVAL = 0.5
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -165,10 +167,11 @@ class MoireState(param.Parameterized):
             import time
             calc = backend.calculator(**self._model_kwargs())
             trace, last = [], [-1e9]
+            interval = self.LIVE_INTERVAL * (1 + len(atoms) / 1000)
 
             def on_step(info):
                 trace.append((info.step, info.energy, info.fmax))
-                if time.monotonic() - last[0] < self.LIVE_INTERVAL:
+                if time.monotonic() - last[0] < interval:
                     return
                 last[0] = time.monotonic()
                 update = dict(relax_trace=list(trace), dz=info.dz_layers, relax_atoms=info.atoms,
