@@ -13,7 +13,7 @@ from wander_gui.core.coincidence import search_cells
 from wander_gui.core.materials import MATERIALS
 from wander_gui.core.moire import nearest_cells, snap_angle
 from wander_gui.core.relax import displacement_map, relax
-from wander_gui.errors import InputError, ModelError, WanderError
+from wander_gui.errors import InputError, ModelError, RelaxationError, WanderError
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 
@@ -286,4 +286,4 @@ __all__ = ["build_twisted", "build_bilayer", "search_cells", "nearest_cells", "s
            "model_info", "validation_reference", "reference_bands", "reference_tb", "dft_point_bands",
            "band_errors", "orbital_layers",
            "parity_report", "cell_parity", "band_width_ladder",
-           "InputError", "ModelError", "WanderError"]
+           "InputError", "ModelError", "RelaxationError", "WanderError"]

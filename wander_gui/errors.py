@@ -25,6 +25,15 @@ class ConvergenceError(WanderError):
     """An iterative procedure (SCF, relaxation, disentanglement) did not converge."""
 
 
+class RelaxationError(WanderError):
+    """A relaxation step failed (calculator error, non-finite forces). ``result`` holds the
+    relaxation up to the last good step, its ``atoms`` at that step's positions."""
+
+    def __init__(self, message: str, result=None):
+        super().__init__(message)
+        self.result = result
+
+
 class DataError(WanderError):
     """Stored data (dataset chunk, checkpoint, Wannier file) is missing or inconsistent."""
 

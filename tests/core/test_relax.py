@@ -6,7 +6,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from wander_gui.core.builder import build_aligned, build_twisted
 from wander_gui.core.relax import PAPER_ALPHA, corrugation, displacement_map, out_of_plane_displacement, relax
-from wander_gui.errors import InputError, StructureError
+from wander_gui.errors import InputError, RelaxationError, StructureError
 
 
 class Springs(Calculator):
@@ -70,6 +70,49 @@ def test_every_step_reports_maps_of_that_step():
     assert np.nanmax(np.abs(d1 - 6.4)) < 1e-3  # ... and gone at the end
     x, y, dz = last.displacement_map(1, n=16, repeat=2)
     assert dz.shape == (32, 32) and np.nanmax(np.abs(dz)) < 1e-3
+
+
+class FailsAt(Springs):
+    """Springs that raise (or return NaN forces) from the n-th evaluation on."""
+
+    def __init__(self, x0, n, nan=False):
+        super().__init__(x0)
+        self.n, self.nan, self.calls = n, nan, 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        self.calls += 1
+        super().calculate(atoms, properties, system_changes)
+        if self.calls >= self.n:
+            if not self.nan:
+                raise RuntimeError("calculator blew up")
+            self.results["forces"] = np.full_like(self.results["forces"], np.nan)
+
+
+@pytest.mark.parametrize("nan", [False, True])
+@pytest.mark.parametrize("opt", ["fire", "paper"])
+def test_failed_step_keeps_the_last_good_structure(perturbed, opt, nan):
+    a, x0 = perturbed
+    seen = []
+    with pytest.raises(RelaxationError, match="4 good step.*step 3 is kept") as err:
+        relax(a, FailsAt(x0, 5, nan), optimizer=opt, fmax=1e-6, steps=100, on_step=seen.append)
+    res = err.value.result
+    assert res.steps == 3 and len(res.energies) == 4
+    assert np.allclose(res.atoms.positions, seen[-1].atoms.positions)  # step 3, not the failed step 4
+    assert not np.allclose(res.atoms.positions, a.positions)
+
+
+def test_cli_writes_the_last_good_structure_when_a_step_fails(perturbed, tmp_path, monkeypatch):
+    from ase.io import read, write
+
+    from wander_gui import backend
+    from wander_gui.cli import main
+    a, x0 = perturbed
+    write(tmp_path / "in.extxyz", a)
+    monkeypatch.setattr(backend, "calculator", lambda **kw: FailsAt(x0, 3))
+    code = main(["relax", str(tmp_path / "in.extxyz"), "-o", str(tmp_path / "out.extxyz"), "--steps", "50"])
+    assert code == 4
+    out = read(tmp_path / "out.extxyz")
+    assert len(out) == len(a) and not np.allclose(out.positions, a.positions)
 
 
 def test_cancel_keeps_last_structure(perturbed):

@@ -168,3 +168,31 @@ def test_background_dft_refuses_large_cells_with_the_limit(session):
     s2.compute_dft = True
     assert s2.running == ""
     assert "DFT not started" in s2.message and str(DFT_MAX_ATOMS) in s2.message
+
+
+def test_a_failed_relaxation_keeps_its_last_good_structure_and_says_why(tiny_model_dir, monkeypatch):
+    from wander_gui import backend
+    s = MoireState(model_dir=str(tiny_model_dir))
+    s.build = True
+    start = s.atoms.positions.copy()
+    real = backend.calculator
+
+    def failing(**kw):  # the real model, failing from its 4th evaluation on
+        calc = real(**kw)
+        calls = {"n": 0}
+        original = calc.calculate
+
+        def calculate(*a, **k):
+            calls["n"] += 1
+            if calls["n"] >= 4:
+                raise RuntimeError("GPU fell off the bus")
+            return original(*a, **k)
+        calc.calculate = calculate
+        return calc
+    monkeypatch.setattr(backend, "calculator", failing)
+    s.steps = 50
+    s.relax = True
+    s.wait(300)
+    assert "GPU fell off the bus" in s.message and "step 2 is kept" in s.message, s.message
+    assert len(s.relax_trace) == 3 and s.relax_atoms is None
+    assert not np.allclose(s.atoms.positions, start)  # moved: the structure of step 2, not the start

@@ -32,9 +32,16 @@ def run(args) -> int:
     def on_step(info):
         bar.update(1)
         bar.set_postfix(E=f"{info.energy:.4f}", fmax=f"{info.fmax:.4f}")
+    from wander_gui.errors import RelaxationError
     try:
         res = relax(atoms, calc, optimizer=args.optimizer, fmax=args.fmax, steps=args.steps,
                     fix_layer_inplane=args.fix_layer_inplane, trajectory=args.traj, on_step=on_step)
+    except RelaxationError as exc:  # keep the last good structure
+        bar.close()
+        if exc.result is not None:
+            write_structure(exc.result.atoms, args.output)
+        print(f"wander relax: error: {exc} -> {args.output}", file=sys.stderr)
+        return 4
     finally:
         bar.close()
     a = res.atoms

@@ -4,7 +4,8 @@ Optimisers: ASE FIRE, BFGS, LBFGS, and the WANDER paper's quasi-Newton step
 x_{n+1} = x_n + α f_n with α = 0.529 Å²/Ry = 0.0389 Å²/eV (Qi, Gong, Yan, npj Comput.
 Mater. 2025, Methods). Every step reports energy, fmax and the out-of-plane displacement
 field of each layer; ``cancel`` (a threading.Event) is checked every step, and the last
-structure is always kept (returned on cancel, written on error).
+structure is always kept: returned on cancel, and carried by the :class:`RelaxationError`
+raised when a step fails (calculator error, non-finite forces), at the last good step.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ase.constraints import FixCartesian
 from ase.units import Ry
 
 from wander_gui.core.layers import ensure_layers, validate_structure
-from wander_gui.errors import InputError
+from wander_gui.errors import InputError, RelaxationError
 
 log = logging.getLogger(__name__)
 OPTIMIZERS = ("fire", "bfgs", "lbfgs", "paper")
@@ -179,10 +180,15 @@ def relax(atoms, calc, *, optimizer: str = "fire", fmax: float = 0.01, steps: in
         traj = Trajectory(trajectory, "w", a) if trajectory.endswith(".traj") else None
     xyz_traj = trajectory if trajectory and not trajectory.endswith(".traj") else None
 
+    good = {"positions": a.positions.copy()}  # last step with finite energy and forces
+
     def report(step):
         f = a.get_forces()
-        fm = float(np.sqrt((f ** 2).sum(axis=1)).max())
         e = float(a.get_potential_energy())
+        if not (np.isfinite(f).all() and np.isfinite(e)):
+            raise RelaxationError(f"non-finite energy or forces at step {step}")
+        good["positions"] = a.positions.copy()
+        fm = float(np.sqrt((f ** 2).sum(axis=1)).max())
         res.energies.append(e)
         res.fmaxes.append(fm)
         res.steps = step
@@ -226,6 +232,12 @@ def relax(atoms, calc, *, optimizer: str = "fire", fmax: float = 0.01, steps: in
                 res.converged = bool(opt.run(fmax=fmax, steps=steps))
             except _Stop:
                 res.cancelled = True
+    except (Exception, KeyboardInterrupt) as exc:
+        a.calc = None  # its results belong to the failed positions
+        a.positions = good["positions"]
+        last = f"step {res.steps}" if res.energies else "the start (no step completed)"
+        raise RelaxationError(f"relaxation failed after {len(res.energies)} good step(s) ({exc}); "
+                              f"the structure at {last} is kept", res) from exc
     finally:
         if traj is not None:
             traj.close()

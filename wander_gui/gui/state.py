@@ -177,8 +177,14 @@ class MoireState(param.Parameterized):
                 update = dict(relax_trace=list(trace), dz=info.dz_layers, relax_atoms=info.atoms,
                               progress=min(100, int(100 * info.step / max(steps, 1))))
                 self.jobs.ui(lambda: self.param.update(**update))  # one redraw per update
-            res = backend.relax(atoms, calc, optimizer=self.optimizer, fmax=self.fmax, steps=steps,
-                                on_step=on_step, cancel=cancel, trajectory=traj)
+            try:
+                res = backend.relax(atoms, calc, optimizer=self.optimizer, fmax=self.fmax, steps=steps,
+                                    on_step=on_step, cancel=cancel, trajectory=traj)
+            except backend.RelaxationError as exc:  # show the last good structure, then the error
+                if exc.result is not None and exc.result.energies:
+                    kept = exc.result.atoms.copy()
+                    self.jobs.ui(lambda: self.param.update(atoms=kept, relax_atoms=None, relax_trace=list(trace)))
+                raise
             final = res.atoms.copy()
             final.calc = None
             ood = backend.out_of_distribution(final, **self._model_kwargs())
