@@ -37,7 +37,6 @@ def run(args) -> int:
         res = relax(atoms, calc, optimizer=args.optimizer, fmax=args.fmax, steps=args.steps,
                     fix_layer_inplane=args.fix_layer_inplane, trajectory=args.traj, on_step=on_step)
     except RelaxationError as exc:  # keep the last good structure
-        bar.close()
         if exc.result is not None:
             write_structure(exc.result.atoms, args.output)
         print(f"wander relax: error: {exc} -> {args.output}", file=sys.stderr)

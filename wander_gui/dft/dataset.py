@@ -26,9 +26,9 @@ from wander_gui.dft.settings import HOPPING_CENTROID_LIMIT, LEVEL_OF_THEORY, WAN
 from wander_gui.errors import ConvergenceError, DataError, InputError, WanderError
 
 log = logging.getLogger(__name__)
-#: chunk arrays that belong to the Wannier label (dropped together when a label is outdated)
 #: sampling plans: untwisted bilayers (the training set) and twisted cells kept for fine-tuning
 PLANS = {"bilayers": config_spec, "finetune": finetune_spec}
+#: chunk arrays that belong to the Wannier label (dropped together when a label is outdated)
 WANNIER_KEYS = frozenset({"pair_ij", "pair_shift", "pair_values", "wannier_version", "wf_centres", "wf_spreads",
                           "fidelity_near_gap_eV", "fidelity_near_gap_mae_eV", "fidelity_frozen_eV", "h_imag_max",
                           "frozen_window", "wannier_mesh", "vbm", "cbm", "wannier_seconds", "centre_offset_max",

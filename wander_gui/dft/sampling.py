@@ -101,10 +101,10 @@ def build_config(spec: ConfigSpec, material: str = "MoS2"):
     from wander_gui.core.builder import build_aligned, build_twisted
     if spec.twist_mn is not None:  # both layers strained alike: scale the in-plane cell
         atoms = build_twisted(material, spec.stacking, mn=tuple(spec.twist_mn), d_interlayer=spec.d_interlayer)
-        cell = atoms.cell.array.copy()
-        cell[:2, :2] *= 1 + spec.strain_percent / 100
-        atoms.set_cell(cell, scale_atoms=True)
         eps = spec.strain_percent / 100
+        cell = atoms.cell.array.copy()
+        cell[:2, :2] *= 1 + eps
+        atoms.set_cell(cell, scale_atoms=True)
         atoms.info["strain_top"] = atoms.info["strain_bottom"] = [eps, 0.0, 0.0, eps]
     else:
         atoms = build_aligned(material, spec.stacking, supercell=spec.supercell, shift_frac=spec.shift_frac,
