@@ -1,0 +1,56 @@
+"""The DFT relaxation driver resumes where it stopped, with its BFGS curvature history
+(a cheap anisotropic spring surface stands in for GPAW)."""
+import json
+
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
+from ase.io import read
+
+from wander_gui.core.builder import build_aligned
+from wander_gui.dft.relax import dft_relax
+
+
+class AnisotropicSprings(Calculator):
+    """E = ½ Σ k_ia (x_ia − x0_ia)² with stiffnesses spread over a decade (BFGS needs
+    several steps to learn them, so a lost Hessian changes the path)."""
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, x0, k):
+        super().__init__()
+        self.x0, self.k = x0, k
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        d = self.atoms.positions - self.x0
+        self.results = {"energy": 0.5 * float((self.k * d ** 2).sum()), "forces": -self.k * d}
+
+
+def _case():
+    a = build_aligned(d_interlayer=6.3)
+    rng = np.random.default_rng(1)
+    x0 = a.positions.copy()
+    k = rng.uniform(2.0, 30.0, x0.shape)
+    a.positions += rng.normal(0, 0.08, x0.shape)
+    return a, (lambda atoms, out: AnisotropicSprings(x0, k))
+
+
+def test_interrupted_relaxation_continues_on_the_same_path(tmp_path):
+    atoms, calc = _case()
+    full = dft_relax(atoms, tmp_path / "full", fmax=1e-9, steps=6, make_calculator=calc)
+    # stop after 3 steps, rerun for 3 more: the rerun recomputes the forces of the last written
+    # structure (written twice to the trajectory), then BFGS goes on with the stored Hessian
+    dft_relax(atoms, tmp_path / "split", fmax=1e-9, steps=3, make_calculator=calc)
+    resumed = dft_relax(atoms, tmp_path / "split", fmax=1e-9, steps=3, make_calculator=calc)
+    np.testing.assert_allclose(resumed["atoms"].positions, full["atoms"].positions, atol=1e-10)
+    n_full = len(read(tmp_path / "full" / "relax.traj", index=":"))
+    assert len(read(tmp_path / "split" / "relax.traj", index=":")) == n_full + 1
+    assert len(json.loads((tmp_path / "split" / "steps.json").read_text())) == n_full + 1
+
+    # without the stored Hessian the resumed path differs (what the restart file is for)
+    (tmp_path / "split" / "bfgs_hessian.json").unlink()
+    for f in ("relax.traj", "steps.json"):
+        (tmp_path / "split" / f).unlink()
+    dft_relax(atoms, tmp_path / "split", fmax=1e-9, steps=3, make_calculator=calc)
+    (tmp_path / "split" / "bfgs_hessian.json").unlink()
+    lost = dft_relax(atoms, tmp_path / "split", fmax=1e-9, steps=3, make_calculator=calc)
+    assert np.abs(lost["atoms"].positions - full["atoms"].positions).max() > 1e-4
