@@ -20,7 +20,11 @@ def add_arguments(p) -> None:
     src.add_argument("--hr", default=None, help="Wannier90 seed_hr.dat instead of a model prediction")
     p.add_argument("--n-valence", type=int, default=None, help="filled bands (default 7 per 11 orbitals)")
     p.add_argument("--sigma", type=float, default=None, help="energy inside the gap for the sparse solver, eV")
-    p.add_argument("--solver", default="auto", choices=["auto", "dense", "sparse", "torch"])
+    p.add_argument("--solver", default="auto", choices=["auto", "dense", "sparse", "torch", "subspace"],
+                   help="subspace: exact only at a few anchor k-points, certified reduced-basis bands "
+                        "elsewhere (large cells, many k-points)")
+    p.add_argument("--tol", type=float, default=0.03,
+                   help="subspace solver: largest residual |Hx - ex| per state, eV (default 0.03)")
     p.add_argument("--fat", action="store_true",
                    help="also store the layer-0 weight of every state (fat bands; model predictions only)")
     p.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
@@ -63,11 +67,14 @@ def run(args) -> int:
         kpts, x, labels = band_path(atoms.cell.array, args.path, args.npoints)
     res = compute_bands(tb, kpts, nbands=args.nbands, n_valence=args.n_valence, sigma=args.sigma,
                         solver=args.solver, orbital_layer=orbital_layer, dask=args.dask,
-                        on_step=_progress(len(kpts)))
+                        on_step=_progress(len(kpts)), subspace_tol=args.tol)
     res.x_k, res.labels = x, labels
     res.save(args.output)
     print(f"{len(kpts)} k-points x {res.e_kn.shape[1]} bands; VBM {res.vbm:.4f} eV, CBM {res.cbm:.4f} eV, "
           f"gap {res.cbm - res.vbm:.4f} eV -> {args.output}")
+    if res.residual_kn is not None:
+        print(f"subspace solver: largest residual {1000 * res.residual_kn.max():.2f} meV "
+              "(every eigenvalue is within its residual of an exact one)")
     if args.plot:
         plot_bands(res, args.plot, title=atoms.get_chemical_formula())
         print(f"plot -> {args.plot}")

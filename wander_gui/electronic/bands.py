@@ -24,9 +24,13 @@ class BandResult:
     layer0_weight_kn: np.ndarray | None = None  # Σ_{orbitals of layer 0} |ψ|² per state ("fat bands")
     sigma: float | None = None  # shift-invert energy used by the sparse solver
     source: str | None = None  # where reference bands come from (DFT path, DFT Wannier H, ...)
+    #: subspace solver: ‖Hx − εx‖ of every state (eV); an exact eigenvalue lies within it
+    residual_kn: np.ndarray | None = None
 
     def save(self, path) -> None:
         extra = {} if self.layer0_weight_kn is None else {"layer0_weight": self.layer0_weight_kn}
+        if self.residual_kn is not None:
+            extra["residual_eV"] = self.residual_kn
         np.savez_compressed(path, kpts_frac=self.kpts_kc, eps_eV=self.e_kn, n_valence=self.n_valence,
                             vbm_eV=self.vbm, cbm_eV=self.cbm, **extra,
                             x_k=self.x_k if self.x_k is not None else np.zeros(0),
@@ -43,7 +47,7 @@ def n_valence_total(n_orb: int) -> int:
 
 def compute_bands(tb, kpts_kc, *, nbands: int | None = None, n_valence: int | None = None,
                   sigma: float | None = None, solver: str = "auto", orbital_layer=None, dask=None,
-                  on_step=None, cancel=None) -> BandResult:
+                  on_step=None, cancel=None, subspace_tol: float = 0.03) -> BandResult:
     """Bands at ``kpts_kc``: all of them for small bases (``nbands=None``), else the ``nbands``
     closest to the gap (half below, half above for dense solvers).
 
@@ -51,6 +55,10 @@ def compute_bands(tb, kpts_kc, *, nbands: int | None = None, n_valence: int | No
     in the gap is found automatically (:func:`find_gap_sigma`). ``orbital_layer`` (layer
     index of each orbital) adds the layer-0 weight of every state (fat bands). ``dask``
     parallelises over k-points (see :func:`solve_bands`).
+
+    ``solver="subspace"``: exact shift-invert only at a few anchor k-points, reduced-basis
+    bands elsewhere with a residual per state ≤ ``subspace_tol`` eV
+    (:mod:`wander_gui.electronic.subspace`; no fat bands, no Dask).
     """
     n = tb.n_orb
     nv = n_valence if n_valence is not None else n_valence_total(n)
@@ -78,6 +86,15 @@ def compute_bands(tb, kpts_kc, *, nbands: int | None = None, n_valence: int | No
                           layer0_weight_kn=None if w is None else w[:, 0, lo:hi])
     if sigma is None:
         sigma = find_gap_sigma(tb, nv)
+    if solver == "subspace":
+        if weights_of is not None or dask is not None:
+            raise InputError("the subspace solver returns eigenvalues only: no fat bands, no Dask")
+        from wander_gui.electronic.subspace import subspace_bands
+        sub = subspace_bands(tb, kpts_kc, nbands=nbands or 16, sigma=sigma, tol=subspace_tol, on_step=on_step,
+                             cancel=cancel)
+        e, nv_ret = sub.eps_kn, (nbands or 16) // 2
+        return BandResult(kpts_kc, e, nv_ret, float(e[:, :nv_ret].max()), float(e[:, nv_ret:].min()),
+                          sigma=sigma, residual_kn=sub.residual_kn)
     out = solve_bands(tb, kpts_kc, nbands=nbands, sigma=sigma, solver="sparse", **kw)
     e, w = out if weights_of is not None else (out, None)
     below = e < sigma

@@ -12,6 +12,7 @@ fractional coordinates of the reciprocal lattice (k·R = 2π k_frac·R_int).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,18 +46,40 @@ class TBHamiltonian:
     def n_orb(self) -> int:
         return len(self.tau_mv)
 
+    @cached_property
+    def _csr_pattern(self):
+        """k-independent part of every Bloch sum, computed once: the elements in CSR order,
+        the distinct lattice vectors and which one each element has, each element's CSR slot (elements of
+        several R at the same (m, n) share one; None when no two do), the CSR index arrays and
+        the row of every CSR entry."""
+        n = self.n_orb
+        key = self.rows.astype(np.int64) * n + self.cols
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        Rs, r_of = np.unique(self.R_nc[order], axis=0, return_inverse=True)
+        first = np.r_[True, key[1:] != key[:-1]]
+        slot = None if first.all() else np.cumsum(first) - 1
+        keys = key[first]
+        indptr = np.searchsorted(keys // n, np.arange(n + 1))
+        return (self.values[order], Rs, r_of.ravel(), slot, len(keys), indptr,
+                (keys % n).astype(np.int64), np.repeat(np.arange(n), np.diff(indptr)))
+
     def hk(self, kpt_c, *, gauge: str = "lattice") -> sp.csr_matrix:
         """Sparse H(k) (n_orb × n_orb, complex) at fractional ``kpt_c``."""
         if gauge not in GAUGES:
             raise InputError(f"gauge={gauge!r} is unknown; allowed: {', '.join(GAUGES)}")
         k = np.asarray(kpt_c, float)
-        phase = np.exp(2j * np.pi * (self.R_nc @ k))
+        values, Rs, r_of, slot, n_slots, indptr, indices, row_of = self._csr_pattern
+        data = values * np.exp(2j * np.pi * (Rs @ k))[r_of]
+        if slot is not None:
+            data = np.bincount(slot, data.real, minlength=n_slots) + 1j * np.bincount(slot, data.imag,
+                                                                                       minlength=n_slots)
         if gauge == "atomic":
+            # e^{ik·(τ_n − τ_m)} = conj(p_m) p_n with p_m = e^{ik·τ_m}
             kcart = 2 * np.pi * np.linalg.solve(self.cell_cv, k)  # k in Å⁻¹ (cell rows: b = 2π A^-T)
-            dtau = self.tau_mv[self.cols] - self.tau_mv[self.rows]
-            phase = phase * np.exp(1j * (dtau @ kcart))
-        H = sp.coo_matrix((self.values * phase, (self.rows, self.cols)), shape=(self.n_orb, self.n_orb))
-        return H.tocsr()
+            p = np.exp(1j * (self.tau_mv @ kcart))
+            data *= p[row_of].conj() * p[indices]
+        return sp.csr_matrix((data, indices, indptr), shape=(self.n_orb, self.n_orb))
 
     def hermiticity_error(self) -> float:
         """max |H(k) − H(k)†| at a generic k (eV)."""
