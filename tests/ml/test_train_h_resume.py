@@ -40,3 +40,28 @@ def test_force_field_training_resumes_and_skips_other_configurations(tmp_path):
     train_forcefield(samples, other, out_dir=tmp_path, progress=False)
     ck = torch.load(tmp_path / "ff_last.pt", weights_only=True)
     assert ck["epoch"] == 0 and ck["config"]["m1"] == 8
+
+
+def test_fine_tuning_cells_always_train_and_repeat(tmp_path, monkeypatch):
+    """Fine-tuning cells join the training split whatever their hash says, and count
+    ``repeat_always`` times per epoch."""
+    from wander_gui.ml.data import split
+    from wander_gui.ml.train_ff import FFTrainConfig, train_forcefield
+    tune = load_samples("pretrained/finetune")
+    parts = split([s.name for s in tune])
+    assert any(p != "train" for p in parts.values())  # else this test would show nothing
+    samples = load_samples("pretrained/dataset")[:4] + tune
+    import wander_gui.ml.train_ff as tf
+    seen = []
+    real = tf.batch_graphs
+    monkeypatch.setattr(tf, "batch_graphs", lambda atoms, *a, **k: seen.append(len(atoms)) or real(atoms, *a, **k))
+    structures = {}
+    for repeat in (1, 3):
+        seen.clear()
+        _, m = train_forcefield(samples, FFTrainConfig(epochs=1), out_dir=tmp_path / str(repeat), progress=False,
+                                always_train={s.name for s in tune}, repeat_always=repeat)
+        structures[repeat] = sum(seen)
+    n_train_plain = sum(split([s.name for s in samples])[s.name] == "train" for s in samples)
+    assert m["train"]["n"] == n_train_plain + sum(p != "train" for p in parts.values())
+    # one epoch passes each fine-tuning cell 3 times instead of once; evaluation is unchanged
+    assert structures[3] - structures[1] == 2 * len(tune)

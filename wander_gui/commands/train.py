@@ -11,6 +11,11 @@ def add_arguments(p) -> None:
                    help="dataset folder(s); fine-tuning: the training set plus pretrained/finetune")
     p.add_argument("--out", default="runs/train", help="output directory (checkpoints, metrics)")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--finetune", nargs="+", default=[], metavar="DIR",
+                   help="fine-tuning folder(s) (e.g. pretrained/finetune): their cells are always in the "
+                        "training split (they are few; the twisted validation cells measure the effect)")
+    p.add_argument("--finetune-repeat", type=int, default=1, metavar="W",
+                   help="each fine-tuning cell counts W times per epoch (default 1)")
     p.add_argument("--init", default=None,
                    help="fine-tune: start from this model directory (ff.pt and, if present, h.pt)")
     p.add_argument("--no-resume", action="store_true")
@@ -39,12 +44,14 @@ def run(args) -> int:
         fcfg.seed = hcfg.seed = args.seed
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    samples = load_samples(args.data)
+    samples = load_samples([*args.data, *args.finetune])
+    always_train = {s.name for s in load_samples(args.finetune)} if args.finetune else set()
     init = None
     if args.init:
         init = torch.load(Path(args.init) / "ff.pt", weights_only=True)["state_dict"]
     if args.what in ("ff", "both"):
-        ff, m = train_forcefield(samples, fcfg, out_dir=out, resume=not args.no_resume, init_state=init)
+        ff, m = train_forcefield(samples, fcfg, out_dir=out, resume=not args.no_resume, init_state=init,
+                                 always_train=always_train, repeat_always=args.finetune_repeat)
         shutil.copy(out / "ff_best.pt", out / "ff.pt")
         print("force field:", json.dumps({k: m[k] for k in ("train", "val", "test")}, indent=1))
     if args.what in ("h", "both"):

@@ -102,8 +102,11 @@ def evaluate(model: ForceField, samples: list[Sample], batch_size: int = 8) -> d
 
 
 def train_forcefield(samples: list[Sample], cfg: FFTrainConfig, *, out_dir, resume: bool = True,
-                     progress: bool = True, init_state: dict | None = None) -> tuple[ForceField, dict]:
+                     progress: bool = True, init_state: dict | None = None,
+                     always_train=(), repeat_always: int = 1) -> tuple[ForceField, dict]:
     """Train on the 80 % split; early-stop on validation; report the test split.
+    Configurations named in ``always_train`` (fine-tuning cells) are in the training split,
+    ``repeat_always`` times each per epoch (a few cells among hundreds otherwise barely count).
 
     Checkpoints ``{config, state_dict, optimizer, epoch, best}`` go to ``out_dir/ff_last.pt``
     every epoch and ``ff_best.pt`` on improvement; training resumes from ``ff_last.pt``.
@@ -114,9 +117,11 @@ def train_forcefield(samples: list[Sample], cfg: FFTrainConfig, *, out_dir, resu
     rng = np.random.default_rng(cfg.seed)
     samples = [s for s in samples if s.has_forces]  # Hamiltonian-only imports carry no forces
     parts = split([s.name for s in samples], seed=cfg.seed)
+    parts.update({n: "train" for n in always_train if n in parts})
     train = [s for s in samples if parts[s.name] == "train"]
     val = [s for s in samples if parts[s.name] == "val"] or train[:1]
     test = [s for s in samples if parts[s.name] == "test"]
+    train_epoch = train + [s for s in train if s.name in always_train] * (max(1, repeat_always) - 1)
     model = ForceField(**cfg.model).double()
     if init_state is not None:
         model.load_state_dict(init_state)
@@ -129,10 +134,10 @@ def train_forcefield(samples: list[Sample], cfg: FFTrainConfig, *, out_dir, resu
     history = []
     for epoch in bar:
         model.train()
-        order = rng.permutation(len(train))
+        order = rng.permutation(len(train_epoch))
         tot = 0.0
         for k in range(0, len(order), cfg.batch_size):
-            chunk = [train[i] for i in order[k:k + cfg.batch_size]]
+            chunk = [train_epoch[i] for i in order[k:k + cfg.batch_size]]
             g = batch_graphs([s.atoms for s in chunk], model.config["r_c"])
             E, F, _ = model(g, create_graph=True)
             n = torch.bincount(g.batch).double()
@@ -146,7 +151,7 @@ def train_forcefield(samples: list[Sample], cfg: FFTrainConfig, *, out_dir, resu
         model.eval()
         m = evaluate(model, val)
         score = m["force_mae_meV_per_A"] + 10 * m["energy_mae_meV_per_atom"]
-        history.append({"epoch": epoch, "train_loss": tot / len(train), **{f"val_{k}": v for k, v in m.items()}})
+        history.append({"epoch": epoch, "train_loss": tot / len(train_epoch), **{f"val_{k}": v for k, v in m.items()}})
         state.end_epoch(epoch, score)
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(F=f"{m['force_mae_meV_per_A']:.0f}", E=f"{m['energy_mae_meV_per_atom']:.1f}",
