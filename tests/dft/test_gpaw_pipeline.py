@@ -151,3 +151,28 @@ def test_dft_single_point_command_quick_is_labelled(tmp_path):
     r2 = subprocess.run([sys.executable, "-m", "wander_gui.cli", "dft", "single-point", str(tmp_path / "c.extxyz"),
                          "--quick", "--out", str(tmp_path / "dft")], capture_output=True, text=True)
     assert r2.returncode == 0 and r.stdout.split("E = ")[1][:12] == r2.stdout.split("E = ")[1][:12]
+
+
+def test_scf_checkpoint_continues_an_interrupted_run(tiny_scf, tmp_path):
+    """An SCF stopped by its iteration limit leaves a checkpoint; the rerun continues from it
+    (fewer iterations than from scratch), reaches the same energy and removes the file."""
+    from dataclasses import replace
+
+    from wander_gui.dft.run import ConvergenceError
+    atoms, ref = tiny_scf
+    ck = tmp_path / "scf-checkpoint.gpw"
+    with pytest.raises(ConvergenceError):
+        scf(atoms, replace(TINY, maxiter=6), txt=str(tmp_path / "a.txt"), checkpoint=ck, checkpoint_every=3)
+    assert ck.exists()
+    res = scf(atoms, TINY, txt=str(tmp_path / "b.txt"), checkpoint=ck, checkpoint_every=3)
+    assert res.energy == pytest.approx(ref.energy, abs=2e-3)
+    assert np.abs(res.forces - ref.forces).max() < 2e-2
+    assert 0 < res.n_iter < ref.n_iter
+    assert not ck.exists()
+    # a checkpoint of another structure is not used
+    with pytest.raises(ConvergenceError):
+        scf(atoms, replace(TINY, maxiter=4), txt=str(tmp_path / "c.txt"), checkpoint=ck, checkpoint_every=2)
+    moved = atoms.copy()
+    moved.positions[1, 2] += 0.05
+    res2 = scf(moved, TINY, txt=str(tmp_path / "d.txt"), checkpoint=ck)
+    assert res2.n_iter >= ref.n_iter - 2 and not ck.exists()

@@ -62,7 +62,8 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
     arrays = dict(np.load(res_path)) if res_path.exists() else {}
     if "energy" not in arrays:
         t0 = time.perf_counter()
-        r = scf(atoms, settings, txt=str(work_dir / "scf.txt"))
+        # checkpointed every 5 iterations: a 114-atom SCF outlasts a working session
+        r = scf(atoms, settings, txt=str(work_dir / "scf.txt"), checkpoint=work_dir / "scf-checkpoint.gpw")
         arrays.update(structure_arrays(atoms))
         arrays.update(energy=np.float64(r.energy), forces=r.forces.astype(np.float32),
                       vacuum_level=np.float64(r.vacuum), fermi_level=np.float64(r.fermi),
