@@ -39,13 +39,20 @@ class SubspaceResult:
     basis_size: int
 
 
-def _exact_vectors(Hk, sigma: float, count: int) -> np.ndarray:
-    """``count`` eigenvectors of H(k) with eigenvalues closest to ``sigma`` (shift-invert)."""
+def _exact_vectors(Hk, sigma: float, n_below: int, n_above: int) -> np.ndarray:
+    """Eigenvectors of the ``n_below`` states just below ``sigma`` and the ``n_above`` just
+    above it: one factorisation of H(k) − σ, two shift-invert Lanczos runs (the most negative
+    and most positive 1/(ε − σ)), so an asymmetric gap cannot leave one side short."""
     from wander_gui.electronic.solvers import _symmetric_factor
-    count = min(count, Hk.shape[0] - 2)
-    _, V = spla.eigsh(Hk.tocsc(), k=count, sigma=sigma, which="LM", OPinv=_symmetric_factor(Hk, sigma)[1],
-                      tol=1e-10)
-    return V
+    A, op = Hk.tocsc(), _symmetric_factor(Hk, sigma)[1]
+    n = Hk.shape[0]
+    V = []
+    for c, w in ((n_below, "SA"), (n_above, "LA")):
+        if c > 0:
+            c = min(c, n - 2)  # a roomy Krylov space: supercell spectra have degenerate clusters
+            V.append(spla.eigsh(A, k=c, sigma=sigma, which=w, OPinv=op, tol=1e-10,
+                                ncv=min(n - 1, max(2 * c + 1, c + 32)))[1])
+    return np.hstack(V)
 
 
 def _extend_basis(Q: np.ndarray | None, V: np.ndarray, drop: float = 1e-8) -> np.ndarray:
@@ -90,8 +97,8 @@ def subspace_bands(tb, kpts_kc, *, nbands: int, sigma: float, tol: float = 1e-3,
     ``anchors``: indices of k-points solved exactly first (default: five evenly spaced,
     ends included; interpolating between anchors on both sides is far more accurate than
     extrapolating from one);
-    ``per_anchor``: eigenvectors kept per anchor (default 2 × nbands: the states just
-    outside the window let the basis follow bands that enter it); ``tol`` (eV): largest
+    ``per_anchor``: eigenvectors kept per anchor, half below and half above σ (default
+    2 × nbands: the states just outside the window let the basis follow bands that enter it); ``tol`` (eV): largest
     allowed residual — k-points above it become anchors, up to ``max_anchors``, after which
     an error is raised rather than a band returned with a larger error.
     """
@@ -109,7 +116,8 @@ def subspace_bands(tb, kpts_kc, *, nbands: int, sigma: float, tol: float = 1e-3,
 
     def add_anchor(i):
         nonlocal Q
-        Q = _extend_basis(Q, _exact_vectors(tb.hk(kpts_kc[i], gauge="atomic"), sigma, per_anchor))
+        Q = _extend_basis(Q, _exact_vectors(tb.hk(kpts_kc[i], gauge="atomic"), sigma, per_anchor // 2,
+                                            per_anchor - per_anchor // 2))
         used.append(int(i))
 
     for i in first:
