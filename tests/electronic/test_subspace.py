@@ -65,3 +65,11 @@ def test_subspace_bad_input_and_anchor_limit(big):
     # an unreachable tolerance with few anchors allowed: an error, not a band with a larger error
     with pytest.raises(InputError, match="residual"):
         subspace_bands(big, k, nbands=8, sigma=sigma, tol=1e-14, anchors=[0], max_anchors=2)
+
+
+def test_sparse_solver_explains_a_k_dependent_split(big):
+    """The states closest to σ split differently at different k in a dispersive cell: the
+    sparse path says so (and what to use) instead of returning bands with a wrong n_valence."""
+    k, _, _ = band_path(big.cell_cv, "GMKG", 12)
+    with pytest.raises(InputError, match=r"lie below it depending on k.*--solver subspace"):
+        compute_bands(big, k, nbands=8, solver="sparse")

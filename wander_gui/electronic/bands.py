@@ -100,7 +100,10 @@ def compute_bands(tb, kpts_kc, *, nbands: int | None = None, n_valence: int | No
     below = e < sigma
     nv_ret = int(below.sum(axis=1).min())
     if np.any(below.sum(axis=1) != nv_ret):
-        raise InputError("the number of bands below sigma changes with k: sigma is not inside a gap")
+        lo, hi = int(below.sum(axis=1).min()), int(below.sum(axis=1).max())
+        raise InputError(f"of the {e.shape[1]} states closest to sigma={sigma:.4f} eV, {lo} to {hi} lie below it "
+                         "depending on k (dispersive bands, or sigma outside the gap); use --solver subspace "
+                         "(half below, half above at every k), the dense solver, or more bands")
     return BandResult(kpts_kc, e, nv_ret, float(e[below].max()), float(e[~below].min()),
                       layer0_weight_kn=None if w is None else w[:, 0], sigma=sigma)
 
