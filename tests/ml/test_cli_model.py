@@ -107,3 +107,24 @@ def test_parity_command(model_dir, tmp_path):
     write(tmp_path / "bare.extxyz", a, format="extxyz")
     r = wander("parity", "--model-dir", str(model_dir), "--structure", str(tmp_path / "bare.extxyz"))
     assert r.returncode == 2 and "no `forces`" in r.stderr
+
+
+def test_bands_command_subspace_solver(model_dir, cell, tmp_path):
+    """`wander bands --solver subspace` on a predicted H: the 4 states below and 4 above σ at
+    every k, equal to the dense solution, with the residuals stored."""
+    r = wander("bands", str(cell), "--model-dir", str(model_dir), "-o", str(tmp_path / "d.npz"), "--npoints", "9")
+    assert r.returncode == 0, r.stderr
+    dense = np.load(tmp_path / "d.npz")["eps_eV"]
+    e = np.sort(dense.ravel())
+    mid = e[len(e) // 4: 3 * len(e) // 4]
+    j = int(np.argmax(np.diff(mid)))
+    sigma = 0.5 * (mid[j] + mid[j + 1])  # inside the widest spacing of the central spectrum
+    r = wander("bands", str(cell), "--model-dir", str(model_dir), "-o", str(tmp_path / "s.npz"), "--npoints", "9",
+               "--solver", "subspace", "--nbands", "8", "--sigma", f"{sigma:.10f}", "--tol", "1e-4")
+    assert r.returncode == 0, r.stderr
+    assert "largest residual" in r.stdout
+    z = np.load(tmp_path / "s.npz")
+    assert z["residual_eV"].max() <= 1e-4 and int(z["n_valence"]) == 4
+    for i, row in enumerate(dense):
+        nv = int((row < sigma).sum())
+        np.testing.assert_allclose(z["eps_eV"][i], row[nv - 4:nv + 4], atol=1e-5)
