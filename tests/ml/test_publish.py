@@ -29,6 +29,11 @@ def test_publish_then_load_by_name(tiny_model_dir, tmp_path, monkeypatch):
     if (pre / "validation" / "tw21.79-R" / "result.npz").exists():
         assert entry["metrics"]["validation"]["tw21.79-R"]["atoms"] == 42
         assert "tw21.79-R" in card
+        import numpy as np
+        if "relaxed_positions" in np.load(pre / "validation" / "tw21.79-R" / "result.npz").files:
+            rel = entry["metrics"]["validation"]["tw21.79-R"]["relax"]
+            assert rel["rmsd_dft_vs_rigid_A"] > 0 and rel["ml_converged"]
+            assert "relaxed structure vs the DFT relaxation" in card
     # publishing again replaces the entry and the card section instead of duplicating them
     publish.publish(run, "mos2-test", pretrained_dir=pre, dataset_dir=pre / "dataset")
     assert len(json.loads((pre / "manifest.json").read_text())["models"]) == 1
@@ -39,3 +44,24 @@ def test_publish_then_load_by_name(tiny_model_dir, tmp_path, monkeypatch):
     (pre / "mos2-test" / "h.pt").write_bytes(b"corrupt")
     with pytest.raises(ModelError, match="corrupt"):
         registry.load_model("mos2-test")
+
+
+def test_relaxation_errors_known_cases(tiny_model_dir):
+    """Against its own relaxed structure (uniformly shifted) the model's RMSD is zero; against
+    the rigid start it equals the displacement of its own relaxation."""
+    import numpy as np
+
+    from wander_gui.core.builder import build_twisted
+    from wander_gui.core.relax import relax
+    from wander_gui.ml.calculator import WanderCalculator
+    m = registry.load_model(directory=tiny_model_dir)
+    a = build_twisted(mn=(1, 2))
+    own = relax(a.copy(), WanderCalculator(m.ff), fmax=0.01, steps=2000).atoms
+    x = publish.relaxation_errors(m, a, own.positions + np.array([0.3, -0.2, 0.1]))
+    assert x["rmsd_ml_vs_dft_A"] < 1e-9 and x["max_dev_ml_vs_dft_A"] < 1e-9
+    assert x["separation_ml_A"] == pytest.approx(x["separation_dft_A"], abs=1e-9)
+    assert x["corrugation_ml_A"] == pytest.approx(x["corrugation_dft_A"], abs=1e-9)
+    rigid = publish.relaxation_errors(m, a, a.positions)
+    assert rigid["rmsd_dft_vs_rigid_A"] == 0.0
+    assert rigid["rmsd_ml_vs_dft_A"] == pytest.approx(x["rmsd_dft_vs_rigid_A"], rel=1e-9)
+    assert rigid["rmsd_ml_vs_dft_A"] > 0  # the model did move the atoms

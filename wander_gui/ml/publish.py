@@ -40,8 +40,41 @@ def validation_metrics(model, validation_dir) -> dict:
         entry.update({f"h_{k}": v for k, v in res["hamiltonian"].items() if v and " " not in k})
         if model.hm is not None:
             entry.update(validation_band_errors(model, r))
+        if "relaxed_positions" in r:
+            entry["relax"] = relaxation_errors(model, a, r["relaxed_positions"])
         out[name] = entry
     return out
+
+
+def relaxation_errors(model, rigid, dft_positions, *, fmax: float = 0.01) -> dict:
+    """The force field's fixed-cell relaxation (FIRE to ``fmax``) of a rigid validation cell vs
+    the DFT relaxation from the same start: position RMSD after removing a uniform
+    translation (Å), the largest atomic deviation, the corrugation (peak-to-peak z of each
+    layer's metal plane, Å) and the mean metal-plane separation of both."""
+    import numpy as np
+
+    from wander_gui.core.layers import ensure_layers
+    from wander_gui.core.relax import corrugation, relax
+    from wander_gui.ml.calculator import WanderCalculator
+    res = relax(rigid.copy(), WanderCalculator(model.ff), fmax=fmax, steps=2000)
+    dft = rigid.copy()
+    dft.positions = np.asarray(dft_positions, float)
+
+    def rmsd(a, b):
+        d = a.positions - b.positions
+        d -= d.mean(0)
+        return float(np.sqrt((d ** 2).sum(1).mean())), float(np.linalg.norm(d, axis=1).max())
+
+    def separation(a):
+        layer = ensure_layers(a)
+        metal = np.array([s != "S" for s in a.get_chemical_symbols()])
+        return float(abs(a.positions[metal & (layer == 1), 2].mean() - a.positions[metal & (layer == 0), 2].mean()))
+    ml = res.atoms
+    r_ml, dmax = rmsd(ml, dft)
+    return {"rmsd_ml_vs_dft_A": r_ml, "max_dev_ml_vs_dft_A": dmax, "rmsd_dft_vs_rigid_A": rmsd(dft, rigid)[0],
+            "corrugation_ml_A": corrugation(ml), "corrugation_dft_A": corrugation(dft),
+            "separation_ml_A": separation(ml), "separation_dft_A": separation(dft),
+            "separation_rigid_A": separation(rigid), "ml_converged": bool(res.converged), "ml_steps": int(res.steps)}
 
 
 def validation_band_errors(model, r) -> dict:
@@ -157,6 +190,19 @@ def model_card_section(entry: dict) -> str:
                       f"maximum; the path reference is the {' / '.join(sorted(sources))}; the DFT k-points are the "
                       "Wannier mesh and off-mesh check points of the DFT run (plain DFT eigenvalues, no "
                       "interpolation); the gap error is taken at those points."]
+    relaxed = {n: v["relax"] for n, v in (val or {}).items() if v.get("relax")}
+    if relaxed:
+        lines += ["", "| relaxed structure vs the DFT relaxation (fixed cell, same rigid start; DFT fmax 0.02, "
+                  "model 0.01 eV/Å) | position RMSD (Å) | max deviation (Å) | DFT displacement RMSD from rigid (Å) | "
+                  "corrugation per layer, model / DFT (Å) | metal-plane separation, model / DFT / rigid (Å) |",
+                  "|---|---|---|---|---|---|"]
+        for name, x in relaxed.items():
+            corr = " / ".join(f"{a:.3f}, {b:.3f}" for a, b in
+                              [(x["corrugation_ml_A"][0], x["corrugation_ml_A"][1]),
+                               (x["corrugation_dft_A"][0], x["corrugation_dft_A"][1])])
+            lines.append(f"| {name} | {x['rmsd_ml_vs_dft_A']:.4f} | {x['max_dev_ml_vs_dft_A']:.4f} | "
+                         f"{x['rmsd_dft_vs_rigid_A']:.4f} | {corr} | {x['separation_ml_A']:.3f} / "
+                         f"{x['separation_dft_A']:.3f} / {x['separation_rigid_A']:.3f} |")
     att = m.get("band_error_attribution") or {}
     if att:
         lines += ["", "Which part of the predicted H makes the band error (`wander parity --attribution`): near-gap "
