@@ -128,3 +128,13 @@ def test_bands_command_subspace_solver(model_dir, cell, tmp_path):
     for i, row in enumerate(dense):
         nv = int((row < sigma).sum())
         np.testing.assert_allclose(z["eps_eV"][i], row[nv - 4:nv + 4], atol=1e-5)
+
+
+def test_train_refuses_fine_tuning_cells_named_like_training_cells(tmp_path):
+    import shutil
+    from pathlib import Path
+    chunk = sorted(Path(DATA, "chunks").glob("*.npz"))[0]
+    (tmp_path / "tune" / "chunks").mkdir(parents=True)
+    shutil.copy(chunk, tmp_path / "tune" / "chunks" / chunk.name)
+    r = wander("train", "--data", DATA, "--finetune", str(tmp_path / "tune"), "--out", str(tmp_path / "run"))
+    assert r.returncode == 2 and "repeat across the dataset folders" in r.stderr and chunk.stem in r.stderr

@@ -34,7 +34,7 @@ def run(args) -> int:
 
     import torch
 
-    from wander_gui.ml.data import load_samples
+    from wander_gui.ml.data import check_unique_names, load_samples
     from wander_gui.ml.forcefield import ForceField
     from wander_gui.ml.train_ff import FFTrainConfig, train_forcefield
     from wander_gui.ml.train_h import HTrainConfig, train_hamiltonian
@@ -44,8 +44,10 @@ def run(args) -> int:
         fcfg.seed = hcfg.seed = args.seed
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    samples = load_samples([*args.data, *args.finetune])
-    always_train = {s.name for s in load_samples(args.finetune)} if args.finetune else set()
+    tune = load_samples(args.finetune) if args.finetune else []
+    samples = load_samples(args.data) + tune
+    check_unique_names(s.name for s in samples)
+    always_train = {s.name for s in tune}
     init = None
     if args.init:
         init = torch.load(Path(args.init) / "ff.pt", weights_only=True)["state_dict"]

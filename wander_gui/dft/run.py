@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -84,7 +85,6 @@ def scf(atoms, settings: DFTSettings = DFTSettings(), *, txt="-", checkpoint=Non
     instead of starting over — for cells whose SCF takes hours (13.17°, 9.43°). The file is
     removed once the SCF has converged.
     """
-    from pathlib import Path
     ensure_layers(atoms)
     validate_structure(atoms)
     a = atoms.copy()

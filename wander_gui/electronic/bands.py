@@ -90,9 +90,9 @@ def compute_bands(tb, kpts_kc, *, nbands: int | None = None, n_valence: int | No
         if weights_of is not None or dask is not None:
             raise InputError("the subspace solver returns eigenvalues only: no fat bands, no Dask")
         from wander_gui.electronic.subspace import subspace_bands
-        sub = subspace_bands(tb, kpts_kc, nbands=nbands or 16, sigma=sigma, tol=subspace_tol, on_step=on_step,
-                             cancel=cancel)
-        e, nv_ret = sub.eps_kn, (nbands or 16) // 2
+        nb = nbands or 16
+        sub = subspace_bands(tb, kpts_kc, nbands=nb, sigma=sigma, tol=subspace_tol, on_step=on_step, cancel=cancel)
+        e, nv_ret = sub.eps_kn, nb // 2
         return BandResult(kpts_kc, e, nv_ret, float(e[:, :nv_ret].max()), float(e[:, nv_ret:].min()),
                           sigma=sigma, residual_kn=sub.residual_kn)
     out = solve_bands(tb, kpts_kc, nbands=nbands, sigma=sigma, solver="sparse", **kw)
@@ -100,8 +100,8 @@ def compute_bands(tb, kpts_kc, *, nbands: int | None = None, n_valence: int | No
     below = e < sigma
     nv_ret = int(below.sum(axis=1).min())
     if np.any(below.sum(axis=1) != nv_ret):
-        lo, hi = int(below.sum(axis=1).min()), int(below.sum(axis=1).max())
-        raise InputError(f"of the {e.shape[1]} states closest to sigma={sigma:.4f} eV, {lo} to {hi} lie below it "
+        raise InputError(f"of the {e.shape[1]} states closest to sigma={sigma:.4f} eV, {nv_ret} to "
+                         f"{int(below.sum(axis=1).max())} lie below it "
                          "depending on k (dispersive bands, or sigma outside the gap); use --solver subspace "
                          "(half below, half above at every k), the dense solver, or more bands")
     return BandResult(kpts_kc, e, nv_ret, float(e[below].max()), float(e[~below].min()),

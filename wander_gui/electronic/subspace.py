@@ -114,10 +114,10 @@ def subspace_bands(tb, kpts_kc, *, nbands: int, sigma: float, tol: float = 1e-3,
     first = sorted(set(np.linspace(0, nk - 1, 5).round().astype(int).tolist())) if anchors is None else list(anchors)
     Q, used = None, []
 
-    def add_anchor(i):
+    def add_anchor(i, Hk=None):
         nonlocal Q
-        Q = _extend_basis(Q, _exact_vectors(tb.hk(kpts_kc[i], gauge="atomic"), sigma, per_anchor // 2,
-                                            per_anchor - per_anchor // 2))
+        Hk = tb.hk(kpts_kc[i], gauge="atomic") if Hk is None else Hk
+        Q = _extend_basis(Q, _exact_vectors(Hk, sigma, per_anchor // 2, per_anchor - per_anchor // 2))
         used.append(int(i))
 
     for i in first:
@@ -127,8 +127,8 @@ def subspace_bands(tb, kpts_kc, *, nbands: int, sigma: float, tol: float = 1e-3,
     for i, k in enumerate(kpts_kc):
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"band calculation cancelled after {i} of {nk} k-points")
+        Hk = tb.hk(k, gauge="atomic")
         while True:
-            Hk = tb.hk(k, gauge="atomic")
             HQ = Hk @ Q
             theta, r = _harmonic_ritz(Q, HQ, sigma, nbands // 2, nbands - nbands // 2)
             if r.max() <= tol or i in used:
@@ -136,7 +136,7 @@ def subspace_bands(tb, kpts_kc, *, nbands: int, sigma: float, tol: float = 1e-3,
             if len(used) >= max_anchors:
                 raise InputError(f"subspace bands: residual {1000 * r.max():.1f} meV at k-point {i} after "
                                  f"{len(used)} anchors; use the sparse solver or a larger tol")
-            add_anchor(i)
+            add_anchor(i, Hk)
         eps[i], res[i] = theta, r
         if on_step:
             on_step(i + 1, nk)

@@ -32,11 +32,16 @@ def load_samples(dataset_dir) -> list[Sample]:
     rows = [r for d in dirs for r in load_chunks(Path(d))]
     if not rows:
         raise DataError(f"no configurations in {', '.join(map(str, dirs))}")
-    names = [r["name"] for r in rows]
+    check_unique_names([r["name"] for r in rows])
+    return [sample_from_arrays(r["name"], r) for r in rows]
+
+
+def check_unique_names(names) -> None:
+    """DataError naming the configurations that occur more than once across dataset folders."""
+    names = list(names)
     if len(set(names)) < len(names):
         raise DataError("configuration names repeat across the dataset folders: "
                         + ", ".join(sorted({n for n in names if names.count(n) > 1})))
-    return [sample_from_arrays(r["name"], r) for r in rows]
 
 
 def sample_from_arrays(name: str, r) -> Sample:

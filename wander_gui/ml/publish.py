@@ -54,6 +54,7 @@ def relaxation_errors(model, rigid, dft_positions, *, fmax: float = 0.01) -> dic
     import numpy as np
 
     from wander_gui.core.layers import ensure_layers
+    from wander_gui.core.materials import material_from_elements
     from wander_gui.core.relax import corrugation, relax
     from wander_gui.ml.calculator import WanderCalculator
     res = relax(rigid.copy(), WanderCalculator(model.ff), fmax=fmax, steps=2000)
@@ -67,7 +68,8 @@ def relaxation_errors(model, rigid, dft_positions, *, fmax: float = 0.01) -> dic
 
     def separation(a):
         layer = ensure_layers(a)
-        metal = np.array([s != "S" for s in a.get_chemical_symbols()])
+        symbols = a.get_chemical_symbols()
+        metal = np.array(symbols) == material_from_elements(symbols).metal
         return float(abs(a.positions[metal & (layer == 1), 2].mean() - a.positions[metal & (layer == 0), 2].mean()))
     ml = res.atoms
     r_ml, dmax = rmsd(ml, dft)
