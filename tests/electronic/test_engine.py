@@ -53,6 +53,28 @@ def test_gauge_invariance_and_hermiticity():
     assert not np.allclose(tb.hk(k[5]).toarray(), tb.hk(k[5], gauge="atomic").toarray())
 
 
+def test_dense_bloch_sum_matches_sparse_in_both_gauges():
+    tb = honeycomb(delta=0.3).supercell(2, 3)  # several orbitals share (m, n) across R vectors
+    rng = np.random.default_rng(4)
+    for k in rng.random((3, 3)) * [1, 1, 0]:
+        for gauge in ("lattice", "atomic"):
+            assert np.allclose(tb.hk_dense(k, gauge=gauge), tb.hk(k, gauge=gauge).toarray(), atol=1e-13)
+    # above the memory cap it falls back to the sparse assembly (same matrix)
+    tb2 = honeycomb().supercell(2, 2)
+    tb2.DENSE_STACK_MAX_BYTES = 0
+    assert tb2._dense_stack is None
+    assert np.allclose(tb2.hk_dense(k), tb2.hk(k).toarray())
+
+
+def test_unique_lattice_vectors_match_numpy():
+    from wander_gui.electronic.hamiltonian import _unique_rows
+    R = np.random.default_rng(0).integers(-7, 8, size=(500, 3))
+    Rs, inv = _unique_rows(R)
+    ref, ref_inv = np.unique(R, axis=0, return_inverse=True)
+    assert np.array_equal(Rs, ref) and np.array_equal(inv, ref_inv.ravel())
+    assert np.array_equal(Rs[inv], R)
+
+
 def test_gap_at_K_of_gapped_honeycomb():
     tb = honeycomb(delta=0.4)
     K = special_points(CELL)["K"]

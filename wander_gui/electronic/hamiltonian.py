@@ -22,6 +22,21 @@ from wander_gui.errors import InputError
 GAUGES = ("lattice", "atomic")
 
 
+def _unique_rows(R_nc: np.ndarray):
+    """Distinct integer rows (sorted) and the index of each input row's one: ``np.unique(axis=0)``
+    through a scalar key, several times faster for the millions of elements of large cells."""
+    R = np.asarray(R_nc, np.int64).reshape(-1, 3)
+    if len(R) == 0:
+        return R.copy(), np.zeros(0, np.int64)
+    lo = R.min(0)
+    span = R.max(0) - lo + 1
+    key = ((R[:, 0] - lo[0]) * span[1] + (R[:, 1] - lo[1])) * span[2] + (R[:, 2] - lo[2])
+    ukey, inv = np.unique(key, return_inverse=True)
+    a, rest = np.divmod(ukey, span[1] * span[2])
+    b, c = np.divmod(rest, span[2])
+    return np.stack([a + lo[0], b + lo[1], c + lo[2]], axis=1), inv.ravel()
+
+
 @dataclass
 class TBHamiltonian:
     """Sparse H(R).
@@ -56,7 +71,7 @@ class TBHamiltonian:
         key = self.rows.astype(np.int64) * n + self.cols
         order = np.argsort(key, kind="stable")
         key = key[order]
-        Rs, r_of = np.unique(self.R_nc[order], axis=0, return_inverse=True)
+        Rs, r_of = _unique_rows(self.R_nc[order])
         first = np.r_[True, key[1:] != key[:-1]]
         slot = None if first.all() else np.cumsum(first) - 1
         keys = key[first]
@@ -81,6 +96,39 @@ class TBHamiltonian:
             data *= p[row_of].conj() * p[indices]
         return sp.csr_matrix((data, indices, indptr), shape=(self.n_orb, self.n_orb))
 
+    #: largest dense H(R) stack (bytes) kept for :meth:`hk_dense`
+    DENSE_STACK_MAX_BYTES = 256 * 2**20
+
+    @cached_property
+    def _dense_stack(self):
+        """Distinct lattice vectors R and the dense H(R) (nR, n_orb, n_orb), or None when too big."""
+        Rs, inv = _unique_rows(self.R_nc)
+        n = self.n_orb
+        if len(Rs) * n**2 * 16 > self.DENSE_STACK_MAX_BYTES:
+            return None
+        flat = (inv * n + self.rows) * n + self.cols
+        size = len(Rs) * n * n
+        H = np.bincount(flat, self.values.real, minlength=size) + 1j * np.bincount(flat, self.values.imag,
+                                                                                   minlength=size)
+        return Rs, H.reshape(len(Rs), n, n)
+
+    def hk_dense(self, kpt_c, *, gauge: str = "lattice") -> np.ndarray:
+        """Dense H(k) (same matrix as :meth:`hk`), as a phase-weighted sum of dense H(R): for
+        small cells where H(k) is nearly full this is several times faster than the sparse assembly."""
+        if gauge not in GAUGES:
+            raise InputError(f"gauge={gauge!r} is unknown; allowed: {', '.join(GAUGES)}")
+        stack = self._dense_stack
+        if stack is None:
+            return self.hk(kpt_c, gauge=gauge).toarray()
+        Rs, H_R = stack
+        k = np.asarray(kpt_c, float)
+        Hk = np.tensordot(np.exp(2j * np.pi * (Rs @ k)), H_R, axes=1)
+        if gauge == "atomic":
+            kcart = 2 * np.pi * np.linalg.solve(self.cell_cv, k)
+            p = np.exp(1j * (self.tau_mv @ kcart))
+            Hk *= np.outer(p.conj(), p)
+        return Hk
+
     def hermiticity_error(self) -> float:
         """max |H(k) − H(k)†| at a generic k (eV)."""
         H = self.hk([0.1234, 0.3456, 0.0])
@@ -97,9 +145,9 @@ class TBHamiltonian:
     def to_wannier_hr(self):
         """Dense-per-R :class:`WannierHR` (ndegen 1), e.g. for writing ``_hr.dat``."""
         from wander_gui.core.io import WannierHR
-        Rs, inv = np.unique(self.R_nc, axis=0, return_inverse=True)
+        Rs, inv = _unique_rows(self.R_nc)
         H = np.zeros((len(Rs), self.n_orb, self.n_orb), complex)
-        np.add.at(H, (inv.ravel(), self.rows, self.cols), self.values)
+        np.add.at(H, (inv, self.rows, self.cols), self.values)
         return WannierHR(R_Rc=Rs, H_Rmn=H, ndegen_R=np.ones(len(Rs), int), cell_cv=self.cell_cv)
 
     def supercell(self, n1: int, n2: int) -> "TBHamiltonian":
@@ -140,14 +188,21 @@ class TBHamiltonian:
     def from_pair_blocks(cls, atoms, ij, shift, blocks, offsets, counts) -> "TBHamiltonian":
         """From atom-pair blocks (dataset / ML format): block p couples atom i (home cell)
         to atom j in cell ``shift[p]``; only the top-left counts[i] × counts[j] is used."""
+        ij = np.asarray(ij, np.int64).reshape(-1, 2)
+        shift = np.asarray(shift, np.int64).reshape(-1, 3)
+        counts = np.asarray(counts, np.int64)
+        offsets = np.asarray(offsets, np.int64)
+        blocks = np.asarray(blocks)  # (n_pairs, max orbitals, max orbitals), zero-padded
         rows, cols, Rs, vals = [], [], [], []
-        for (i, j), s, b in zip(ij, shift, blocks):
-            ni, nj = counts[i], counts[j]
+        ni_p, nj_p = counts[ij[:, 0]], counts[ij[:, 1]]
+        # one vectorised gather per (orbitals on i, orbitals on j) combination (e.g. Mo–S: 5 × 3)
+        for ni, nj in set(zip(ni_p.tolist(), nj_p.tolist())):
+            sel = np.flatnonzero((ni_p == ni) & (nj_p == nj))
             mm, nn = np.meshgrid(np.arange(ni), np.arange(nj), indexing="ij")
-            rows.append(offsets[i] + mm.ravel())
-            cols.append(offsets[j] + nn.ravel())
-            Rs.append(np.repeat(np.asarray(s)[None, :], ni * nj, axis=0))
-            vals.append(np.asarray(b)[:ni, :nj].ravel())
+            rows.append((offsets[ij[sel, 0]][:, None] + mm.ravel()).ravel())
+            cols.append((offsets[ij[sel, 1]][:, None] + nn.ravel()).ravel())
+            Rs.append(np.repeat(shift[sel], ni * nj, axis=0))
+            vals.append(blocks[sel, :ni, :nj].reshape(-1))
         tau = np.repeat(atoms.positions, counts, axis=0)
         return cls(atoms.cell.array.copy(), tau, np.concatenate(rows), np.concatenate(cols),
                    np.concatenate(Rs).astype(np.int64), np.concatenate(vals).astype(complex))

@@ -1,6 +1,7 @@
 """Eigenvalue solvers for H(k): dense LAPACK, sparse shift-invert, torch (GPU)."""
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -45,6 +46,13 @@ def gpu_available() -> bool:
         return False
     import torch
     return bool(torch.cuda.is_available())
+
+
+@functools.cache
+def _blas_controller():
+    """One threadpoolctl controller (finding the BLAS libraries costs ~3 ms; done once)."""
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController()
 
 
 def choose_solver(n: int, nbands: int | None) -> str:
@@ -198,11 +206,10 @@ def eigenpairs_at(Hk: sp.spmatrix, *, nbands: int | None, sigma: float | None, s
         order = np.argsort(e.real)
         return (e.real[order], V[:, order]) if vectors else e.real[order]
     Hd = Hk.toarray() if sp.issparse(Hk) else np.asarray(Hk)
-    from threadpoolctl import threadpool_limits
     if solver == "torch":
         e, V = _torch_eigh(Hd, vectors)
     else:
-        with threadpool_limits(limits=1 if n < SINGLE_THREAD_BELOW else None, user_api="blas"):
+        with _blas_controller().limit(limits=1 if n < SINGLE_THREAD_BELOW else None, user_api="blas"):
             if vectors:
                 e, V = sla.eigh(Hd, check_finite=False)
             else:
@@ -223,8 +230,10 @@ def eigenvalues_at(Hk: sp.spmatrix, *, nbands: int | None, sigma: float | None, 
 def _solve_batch(tb, kpts_kc, nbands, sigma, solver, gauge, weights_of):
     """Eigenvalues (and orbital-group weights Σ_{m∈group} |ψ_mn|²) of a batch of k-points."""
     es, ws = [], []
+    dense = (solver if solver != "auto" else choose_solver(tb.n_orb, nbands)) in ("dense", "torch")
     for k in kpts_kc:
-        res = eigenpairs_at(tb.hk(k, gauge=gauge), nbands=nbands, sigma=sigma, solver=solver,
+        Hk = tb.hk_dense(k, gauge=gauge) if dense else tb.hk(k, gauge=gauge)
+        res = eigenpairs_at(Hk, nbands=nbands, sigma=sigma, solver=solver,
                             vectors=weights_of is not None)
         if weights_of is None:
             es.append(res)
