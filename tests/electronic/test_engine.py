@@ -66,6 +66,16 @@ def test_dense_bloch_sum_matches_sparse_in_both_gauges():
     assert np.allclose(tb2.hk_dense(k), tb2.hk(k).toarray())
 
 
+def test_block_product_matches_sparse_h_in_both_gauges():
+    tb = honeycomb(delta=0.2).supercell(32, 32)  # 2,048 orbitals: the threaded row-block branch
+    X = np.random.default_rng(1).standard_normal((tb.n_orb, 5)) + 0j
+    k = np.array([0.13, 0.31, 0.0])
+    for gauge in ("lattice", "atomic"):
+        ref = tb.hk(k, gauge=gauge) @ X
+        for threads in (1, 3):
+            assert np.allclose(tb.hk_times(k, X, gauge=gauge, threads=threads), ref, atol=1e-12)
+
+
 def test_unique_lattice_vectors_match_numpy():
     from wander_gui.electronic.hamiltonian import _unique_rows
     R = np.random.default_rng(0).integers(-7, 8, size=(500, 3))

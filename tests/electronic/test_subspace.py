@@ -53,6 +53,21 @@ def test_compute_bands_subspace_matches_dense(big):
     assert sub.residual_kn.shape == sub.e_kn.shape
 
 
+def test_gap_search_states_become_atomic_gauge_anchors_at_path_corners(big):
+    from wander_gui.electronic.subspace import anchors_from_gap_search
+    k, _, labels = band_path(big.cell_cv, "GMKG", 20)
+    sigma, anchors = anchors_from_gap_search(big, k, 7 * 36, 8)
+    assert sigma == pytest.approx(find_gap_sigma(big, 7 * 36))
+    corners = [i for i, kk in enumerate(k) if any(np.allclose(kk, c) for c in
+                                                   ((0, 0, 0), (0.5, 0, 0), (2 / 3, 1 / 3, 0)))]
+    assert sorted(anchors) == corners and len(corners) == 4  # Γ, M, K, Γ
+    for i, V in anchors.items():
+        Hk = big.hk(k[i], gauge="atomic")
+        e = np.real(np.einsum("mi,mi->i", V.conj(), Hk @ V))
+        assert np.abs(Hk @ V - V * e).max() < 1e-6  # exact eigenvectors in the atomic gauge
+        assert (e < sigma).sum() == 4 and (e > sigma).sum() == 4
+
+
 def test_subspace_bad_input_and_anchor_limit(big):
     k, _, _ = band_path(big.cell_cv, "GMKG", 12)
     sigma = find_gap_sigma(big, 7 * 36)

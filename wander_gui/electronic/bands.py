@@ -84,17 +84,21 @@ def compute_bands(tb, kpts_kc, *, nbands: int | None = None, n_valence: int | No
             lo = hi - nbands
         return BandResult(kpts_kc, e[:, lo:hi], nv - lo, vbm, cbm,
                           layer0_weight_kn=None if w is None else w[:, 0, lo:hi])
-    if sigma is None:
-        sigma = find_gap_sigma(tb, nv)
     if solver == "subspace":
         if weights_of is not None or dask is not None:
             raise InputError("the subspace solver returns eigenvalues only: no fat bands, no Dask")
-        from wander_gui.electronic.subspace import subspace_bands
+        from wander_gui.electronic.subspace import anchors_from_gap_search, subspace_bands
         nb = nbands or 16
-        sub = subspace_bands(tb, kpts_kc, nbands=nb, sigma=sigma, tol=subspace_tol, on_step=on_step, cancel=cancel)
+        anchor_vectors = None
+        if sigma is None:  # the gap search's exact states at Γ, M, K serve as anchors where the path passes
+            sigma, anchor_vectors = anchors_from_gap_search(tb, kpts_kc, nv, 2 * nb)
+        sub = subspace_bands(tb, kpts_kc, nbands=nb, sigma=sigma, tol=subspace_tol, on_step=on_step, cancel=cancel,
+                             anchor_vectors=anchor_vectors)
         e, nv_ret = sub.eps_kn, nb // 2
         return BandResult(kpts_kc, e, nv_ret, float(e[:, :nv_ret].max()), float(e[:, nv_ret:].min()),
                           sigma=sigma, residual_kn=sub.residual_kn)
+    if sigma is None:
+        sigma = find_gap_sigma(tb, nv)
     out = solve_bands(tb, kpts_kc, nbands=nbands, sigma=sigma, solver="sparse", **kw)
     e, w = out if weights_of is not None else (out, None)
     below = e < sigma

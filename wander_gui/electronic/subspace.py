@@ -22,11 +22,11 @@ bands per anchor) instead of a factorisation of H(k) − σ and a Lanczos run.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
-import scipy.sparse.linalg as spla
 
 from wander_gui.errors import Cancelled, InputError
 
@@ -37,22 +37,17 @@ class SubspaceResult:
     residual_kn: np.ndarray  # (nk, nbands) ‖H x − θ x‖, eV: each θ is within this of an exact eigenvalue
     anchors: list  # indices of the k-points solved exactly, in the order they were added
     basis_size: int
+    anchor_seconds: float = 0.0  # wall time of the exact solves at anchors made here
 
 
 def _exact_vectors(Hk, sigma: float, n_below: int, n_above: int) -> np.ndarray:
     """Eigenvectors of the ``n_below`` states just below ``sigma`` and the ``n_above`` just
-    above it: one factorisation of H(k) − σ, two shift-invert Lanczos runs (the most negative
-    and most positive 1/(ε − σ)), so an asymmetric gap cannot leave one side short."""
-    from wander_gui.electronic.solvers import _symmetric_factor
-    A, op = Hk.tocsc(), _symmetric_factor(Hk, sigma)[1]
+    above it (one factorisation of H(k) − σ, block shift-invert on both sides at once,
+    :func:`~wander_gui.electronic.solvers.shift_invert_pairs`)."""
+    from wander_gui.electronic.solvers import shift_invert_pairs
     n = Hk.shape[0]
-    V = []
-    for c, w in ((n_below, "SA"), (n_above, "LA")):
-        if c > 0:
-            c = min(c, n - 2)  # a roomy Krylov space: supercell spectra have degenerate clusters
-            V.append(spla.eigsh(A, k=c, sigma=sigma, which=w, OPinv=op, tol=1e-10,
-                                ncv=min(n - 1, max(2 * c + 1, c + 32)))[1])
-    return np.hstack(V)
+    nb, na = min(n_below, n - 2), min(n_above, n - 2 - min(n_below, n - 2))
+    return shift_invert_pairs(Hk, sigma, n_below=nb, n_above=na)[1]
 
 
 def _extend_basis(Q: np.ndarray | None, V: np.ndarray, drop: float = 1e-8) -> np.ndarray:
@@ -89,14 +84,50 @@ def _harmonic_ritz(Q: np.ndarray, HQ: np.ndarray, sigma: float, n_below: int, n_
     return rho[order], r[order]
 
 
+def _fill_gaps(idx: list, nk: int, max_gap: int) -> list:
+    """Indices to add so that no two consecutive anchors (path ends included) are more than
+    ``max_gap`` k-points apart: evenly spaced inside each wider gap."""
+    pts = sorted(set(idx) | {0, nk - 1}) if idx else [0, nk - 1]
+    add = []
+    for a, b in zip(pts[:-1], pts[1:]):
+        parts = int(np.ceil((b - a) / max_gap))
+        add += [int(round(a + (b - a) * j / parts)) for j in range(1, parts)]
+    return sorted(set(add) | ({0, nk - 1} - set(idx)))
+
+
+def anchors_from_gap_search(tb, kpts_kc, n_valence: int, per_anchor: int):
+    """σ (mid-gap) from :func:`~wander_gui.electronic.solvers.find_gap_sigma` at Γ, M, K, keeping
+    ``per_anchor`` exact states (half below, half above the gap) there, and those states as
+    atomic-gauge anchors ``{index: vectors}`` of every k-point of ``kpts_kc`` equivalent to
+    Γ, M or K (the corners of a Γ–M–K–Γ path): the factorisations of the gap search are reused
+    instead of being repeated at the anchors."""
+    from wander_gui.electronic.kpoints import special_points
+    from wander_gui.electronic.solvers import find_gap_sigma
+    specials = list(special_points(tb.cell_cv).values())
+    sigma, kept = find_gap_sigma(tb, n_valence, specials, keep=(per_anchor // 2, per_anchor - per_anchor // 2))
+    kpts_kc = np.asarray(kpts_kc, float)
+    kcart_of = 2 * np.pi * np.linalg.inv(tb.cell_cv)  # columns: Å⁻¹ per fractional k
+    anchors = {}
+    for kc, (_, V) in zip(specials, kept):
+        d = kpts_kc - kc
+        for i in np.flatnonzero(np.abs(d - np.round(d)).max(axis=1) < 1e-9):
+            # lattice → atomic gauge at this k (k + G differs from kc by phases e^{iG·τ}): v_m e^{-ik·τ_m}
+            p = np.exp(-1j * (tb.tau_mv @ (kcart_of @ kpts_kc[i])))
+            anchors[int(i)] = p[:, None] * V
+    return sigma, anchors
+
+
 def subspace_bands(tb, kpts_kc, *, nbands: int, sigma: float, tol: float = 1e-3, per_anchor: int | None = None,
-                   anchors: list | None = None, max_anchors: int = 24, on_step=None, cancel=None) -> SubspaceResult:
+                   anchors: list | None = None, anchor_vectors: dict | None = None, max_anchors: int = 24,
+                   on_step=None, cancel=None) -> SubspaceResult:
     """``nbands`` bands at every k-point: the nbands // 2 highest below ``sigma`` (eV, inside
     the gap) and the rest lowest above it.
 
     ``anchors``: indices of k-points solved exactly first (default: five evenly spaced,
     ends included; interpolating between anchors on both sides is far more accurate than
-    extrapolating from one);
+    extrapolating from one); ``anchor_vectors``: ``{index: atomic-gauge eigenvectors}`` already
+    known exactly (e.g. from :func:`anchors_from_gap_search`); with them the default anchors
+    are only those needed to leave no more than a quarter of the path between two anchors;
     ``per_anchor``: eigenvectors kept per anchor, half below and half above σ (default
     2 × nbands: the states just outside the window let the basis follow bands that enter it); ``tol`` (eV): largest
     allowed residual — k-points above it become anchors, up to ``max_anchors``, after which
@@ -111,13 +142,27 @@ def subspace_bands(tb, kpts_kc, *, nbands: int, sigma: float, tol: float = 1e-3,
     if tol <= 0:
         raise InputError(f"tol={tol} must be > 0 eV")
     per_anchor = per_anchor or 2 * nbands
-    first = sorted(set(np.linspace(0, nk - 1, 5).round().astype(int).tolist())) if anchors is None else list(anchors)
+    given = dict(anchor_vectors or {})
+    if anchors is not None:
+        first = list(anchors)
+    elif given:
+        first = _fill_gaps(sorted(given), nk, max_gap=max(1, (nk - 1) // 4))
+    else:
+        first = sorted(set(np.linspace(0, nk - 1, 5).round().astype(int).tolist()))
     Q, used = None, []
+    for i, V in given.items():
+        Q = _extend_basis(Q, V)
+        used.append(int(i))
+    first = [i for i in first if i not in given]
 
-    def add_anchor(i, Hk=None):
-        nonlocal Q
-        Hk = tb.hk(kpts_kc[i], gauge="atomic") if Hk is None else Hk
+    anchor_seconds = 0.0
+
+    def add_anchor(i):
+        nonlocal Q, anchor_seconds
+        t0 = time.perf_counter()
+        Hk = tb.hk(kpts_kc[i], gauge="atomic")
         Q = _extend_basis(Q, _exact_vectors(Hk, sigma, per_anchor // 2, per_anchor - per_anchor // 2))
+        anchor_seconds += time.perf_counter() - t0
         used.append(int(i))
 
     for i in first:
@@ -127,17 +172,17 @@ def subspace_bands(tb, kpts_kc, *, nbands: int, sigma: float, tol: float = 1e-3,
     for i, k in enumerate(kpts_kc):
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"band calculation cancelled after {i} of {nk} k-points")
-        Hk = tb.hk(k, gauge="atomic")
+        HQ = tb.hk_times(k, Q, gauge="atomic")
         while True:
-            HQ = Hk @ Q
             theta, r = _harmonic_ritz(Q, HQ, sigma, nbands // 2, nbands - nbands // 2)
             if r.max() <= tol or i in used:
                 break
             if len(used) >= max_anchors:
                 raise InputError(f"subspace bands: residual {1000 * r.max():.1f} meV at k-point {i} after "
                                  f"{len(used)} anchors; use the sparse solver or a larger tol")
-            add_anchor(i, Hk)
+            add_anchor(i)
+            HQ = tb.hk_times(k, Q, gauge="atomic")
         eps[i], res[i] = theta, r
         if on_step:
             on_step(i + 1, nk)
-    return SubspaceResult(eps, res, used, Q.shape[1])
+    return SubspaceResult(eps, res, used, Q.shape[1], anchor_seconds)
