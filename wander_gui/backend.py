@@ -155,6 +155,19 @@ def reference_bands(ref: dict, npoints: int = 40):
     return res
 
 
+def band_plan(n_orb: int) -> dict:
+    """How the app computes a band structure for an H(k) of ``n_orb`` orbitals: every band with
+    fat-band layer weights (dense) for small cells; for large ones 16 bands around the gap, on a
+    GPU with layer weights, on a CPU with the subspace solver (eigenvalues only: ~8× faster than
+    shift-invert at every k-point, bench/bench_band_path.py)."""
+    from wander_gui.electronic.solvers import DENSE_LIMIT, gpu_available
+    if n_orb <= DENSE_LIMIT:
+        return {"nbands": None, "solver": "auto", "fat_bands": True}
+    if gpu_available():
+        return {"nbands": 16, "solver": "torch", "fat_bands": True}
+    return {"nbands": 16, "solver": "subspace", "fat_bands": False}
+
+
 def _dft_manifold(ref: dict, eps):
     """The d–p manifold columns of DFT eigenvalues (k, all bands) and the index of its first band."""
     import numpy as np

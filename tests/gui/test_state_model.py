@@ -196,3 +196,14 @@ def test_a_failed_relaxation_keeps_its_last_good_structure_and_says_why(tiny_mod
     assert "GPU fell off the bus" in s.message and "step 2 is kept" in s.message, s.message
     assert len(s.relax_trace) == 3 and s.relax_atoms is None
     assert not np.allclose(s.atoms.positions, start)  # moved: the structure of step 2, not the start
+
+
+def test_band_plan_large_cells_on_cpu_use_the_subspace_solver(monkeypatch):
+    from wander_gui import backend
+    from wander_gui.electronic import solvers
+    monkeypatch.setattr(solvers, "gpu_available", lambda: False)
+    assert backend.band_plan(154) == {"nbands": None, "solver": "auto", "fat_bands": True}
+    big = solvers.DENSE_LIMIT + 1
+    assert backend.band_plan(big) == {"nbands": 16, "solver": "subspace", "fat_bands": False}
+    monkeypatch.setattr(solvers, "gpu_available", lambda: True)
+    assert backend.band_plan(big) == {"nbands": 16, "solver": "torch", "fat_bands": True}
