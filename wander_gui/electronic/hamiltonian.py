@@ -81,6 +81,12 @@ class TBHamiltonian:
         return (self.values[order], Rs, r_of.ravel(), slot, len(keys), indptr,
                 (keys % n).astype(np.int64), np.repeat(np.arange(n), np.diff(indptr)))
 
+    def atomic_phases(self, kpt_c) -> np.ndarray:
+        """p_m = e^{ik·τ_m} for every orbital: H^atomic(k) = diag(p)† H^lattice(k) diag(p), and an
+        eigenvector v of the lattice gauge is conj(p) ⊙ v in the atomic gauge."""
+        kcart = 2 * np.pi * np.linalg.solve(self.cell_cv, np.asarray(kpt_c, float))  # Å⁻¹ (b = 2π A^-T)
+        return np.exp(1j * (self.tau_mv @ kcart))
+
     def hk(self, kpt_c, *, gauge: str = "lattice") -> sp.csr_matrix:
         """Sparse H(k) (n_orb × n_orb, complex) at fractional ``kpt_c``."""
         if gauge not in GAUGES:
@@ -92,9 +98,8 @@ class TBHamiltonian:
             data = np.bincount(slot, data.real, minlength=n_slots) + 1j * np.bincount(slot, data.imag,
                                                                                        minlength=n_slots)
         if gauge == "atomic":
-            # e^{ik·(τ_n − τ_m)} = conj(p_m) p_n with p_m = e^{ik·τ_m}
-            kcart = 2 * np.pi * np.linalg.solve(self.cell_cv, k)  # k in Å⁻¹ (cell rows: b = 2π A^-T)
-            p = np.exp(1j * (self.tau_mv @ kcart))
+            # e^{ik·(τ_n − τ_m)} = conj(p_m) p_n
+            p = self.atomic_phases(k)
             data *= p[row_of].conj() * p[indices]
         return sp.csr_matrix((data, indices, indptr), shape=(self.n_orb, self.n_orb))
 
@@ -108,8 +113,7 @@ class TBHamiltonian:
         H = self.hk(kpt_c)
         X = np.asarray(X)
         if gauge == "atomic":
-            kcart = 2 * np.pi * np.linalg.solve(self.cell_cv, np.asarray(kpt_c, float))
-            p = np.exp(1j * (self.tau_mv @ kcart))
+            p = self.atomic_phases(kpt_c)
             X = p[:, None] * X
         threads = threads or min(8, os.cpu_count() or 1)
         if threads == 1 or H.shape[0] < 2000:
@@ -151,8 +155,7 @@ class TBHamiltonian:
         k = np.asarray(kpt_c, float)
         Hk = np.tensordot(np.exp(2j * np.pi * (Rs @ k)), H_R, axes=1)
         if gauge == "atomic":
-            kcart = 2 * np.pi * np.linalg.solve(self.cell_cv, k)
-            p = np.exp(1j * (self.tau_mv @ kcart))
+            p = self.atomic_phases(k)
             Hk *= np.outer(p.conj(), p)
         return Hk
 

@@ -124,12 +124,6 @@ class SymmetricFactor:
         return spla.LinearOperator((self.n, self.n), matvec=self.solve, matmat=self.solve, dtype=complex)
 
 
-def _symmetric_factor(Hk: sp.spmatrix, sigma: float):
-    """(inertia count, (H − σ)⁻¹ operator) of one :class:`SymmetricFactor`."""
-    f = SymmetricFactor(Hk, sigma)
-    return f.count, f.op
-
-
 def _block_diagonal_negatives(diag: np.ndarray, lower: np.ndarray) -> int:
     """Negative eigenvalues of a Hermitian block diagonal D with 1×1 and 2×2 blocks (Bunch–Kaufman):
     ``lower[k] != 0`` marks the 2×2 block [[a, conj(b)], [b, c]] at rows k, k+1 (eigenvalue signs
@@ -176,7 +170,7 @@ def shift_invert_pairs(Hk, sigma: float, *, n_below: int = 0, n_above: int = 0, 
 def count_below(Hk: sp.spmatrix, sigma: float) -> int:
     """Number of eigenvalues of the Hermitian ``Hk`` below ``sigma``, without diagonalising
     (inertia of the L D L^† factorisation of H − σ)."""
-    return _symmetric_factor(Hk, sigma)[0]
+    return SymmetricFactor(Hk, sigma).count
 
 
 def _point_in_gap(Hk: sp.spmatrix, n_valence: int, guess: float | None, tol: float = 1e-3):
@@ -192,9 +186,9 @@ def _point_in_gap(Hk: sp.spmatrix, n_valence: int, guess: float | None, tol: flo
         d = np.sort(Hk.diagonal().real)
         guess = 0.5 * (d[n_valence - 1] + d[min(n_valence, len(d) - 1)])
     f = SymmetricFactor(Hk, guess)
-    if f.count == n_valence:
-        return guess, f
     c = f.count
+    if c == n_valence:
+        return guess, f
     lo, hi = (guess, None) if c < n_valence else (None, guess)
     step = 0.5
     while lo is None or hi is None:
@@ -226,7 +220,7 @@ def find_gap_sigma(tb, n_valence: int, kpts_kc=None, *, keep: tuple[int, int] | 
 
     At each k an energy inside the gap is found from inertia counts (:func:`_point_in_gap`,
     starting from the previous k-point's gap centre), the band edges next to it by
-    block shift-invert on the same factorisation; σ = (max VBM + min CBM) / 2 over the k-points.
+    shift-invert Lanczos on the same factorisation; σ = (max VBM + min CBM) / 2 over the k-points.
 
     ``keep=(n_below, n_above)``: also return, per k-point, the eigenvalues and lattice-gauge
     eigenvectors of that many states below and above the gap (computed on the same
@@ -258,7 +252,7 @@ def eigenpairs_at(Hk: sp.spmatrix, *, nbands: int | None, sigma: float | None, s
     """Sorted eigenvalues (and eigenvectors as columns when ``vectors``) of one H(k).
 
     ``nbands=None`` returns all (dense). With ``nbands`` and the sparse solver, the
-    ``nbands`` eigenvalues closest to ``sigma`` (block shift-invert,
+    ``nbands`` eigenvalues closest to ``sigma`` (shift-invert Lanczos,
     :func:`shift_invert_pairs`); dense solvers return the ``nbands`` closest to ``sigma``.
     """
     n = Hk.shape[0]

@@ -42,7 +42,7 @@ class SubspaceResult:
 
 def _exact_vectors(Hk, sigma: float, n_below: int, n_above: int) -> np.ndarray:
     """Eigenvectors of the ``n_below`` states just below ``sigma`` and the ``n_above`` just
-    above it (one factorisation of H(k) − σ, block shift-invert on both sides at once,
+    above it (one factorisation of H(k) − σ, a shift-invert Lanczos run per side,
     :func:`~wander_gui.electronic.solvers.shift_invert_pairs`)."""
     from wander_gui.electronic.solvers import shift_invert_pairs
     n = Hk.shape[0]
@@ -87,7 +87,7 @@ def _harmonic_ritz(Q: np.ndarray, HQ: np.ndarray, sigma: float, n_below: int, n_
 def _fill_gaps(idx: list, nk: int, max_gap: int) -> list:
     """Indices to add so that no two consecutive anchors (path ends included) are more than
     ``max_gap`` k-points apart: evenly spaced inside each wider gap."""
-    pts = sorted(set(idx) | {0, nk - 1}) if idx else [0, nk - 1]
+    pts = sorted(set(idx) | {0, nk - 1})
     add = []
     for a, b in zip(pts[:-1], pts[1:]):
         parts = int(np.ceil((b - a) / max_gap))
@@ -106,14 +106,12 @@ def anchors_from_gap_search(tb, kpts_kc, n_valence: int, per_anchor: int):
     specials = list(special_points(tb.cell_cv).values())
     sigma, kept = find_gap_sigma(tb, n_valence, specials, keep=(per_anchor // 2, per_anchor - per_anchor // 2))
     kpts_kc = np.asarray(kpts_kc, float)
-    kcart_of = 2 * np.pi * np.linalg.inv(tb.cell_cv)  # columns: Å⁻¹ per fractional k
     anchors = {}
     for kc, (_, V) in zip(specials, kept):
         d = kpts_kc - kc
         for i in np.flatnonzero(np.abs(d - np.round(d)).max(axis=1) < 1e-9):
-            # lattice → atomic gauge at this k (k + G differs from kc by phases e^{iG·τ}): v_m e^{-ik·τ_m}
-            p = np.exp(-1j * (tb.tau_mv @ (kcart_of @ kpts_kc[i])))
-            anchors[int(i)] = p[:, None] * V
+            # lattice → atomic gauge at this k (k + G differs from kc by phases e^{iG·τ})
+            anchors[int(i)] = tb.atomic_phases(kpts_kc[i]).conj()[:, None] * V
     return sigma, anchors
 
 
