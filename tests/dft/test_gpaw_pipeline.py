@@ -176,3 +176,41 @@ def test_scf_checkpoint_continues_an_interrupted_run(tiny_scf, tmp_path):
     moved.positions[1, 2] += 0.05
     res2 = scf(moved, TINY, txt=str(tmp_path / "d.txt"), checkpoint=ck)
     assert res2.n_iter >= ref.n_iter - 2 and not ck.exists()
+
+
+def test_vacuum_step_is_odd_under_the_layer_mirror(tiny_scf, tmp_path):
+    """The dipole step between the two vacuum levels (V_top − V_bottom) of the distorted 2H
+    bilayer changes sign for its mirror image z → c − z (same total energy)."""
+    atoms, res = tiny_scf
+    mirror = atoms.copy()
+    mirror.positions[:, 2] = atoms.cell[2, 2] - atoms.positions[:, 2]
+    res_m = scf(mirror, TINY, txt=str(tmp_path / "m.txt"))
+    assert abs(res.vacuum_step) > 0.005  # the displaced Mo polarises the bilayer
+    assert res_m.vacuum_step == pytest.approx(-res.vacuum_step, abs=0.002)
+    assert res_m.energy == pytest.approx(res.energy, abs=0.01)
+
+
+def test_vacuum_steps_are_added_to_finished_chunks_from_stored_densities(tiny_scf, tmp_path):
+    from wander_gui.dft.dataset import add_vacuum_steps, save_chunk, structure_arrays
+    atoms, res = tiny_scf
+    out, work = tmp_path / "data", tmp_path / "work"
+    (work / "gpw").mkdir(parents=True)
+    res.calc.write(str(work / "gpw" / "c0000-1x1-H.gpw"))
+    arrays = structure_arrays(atoms)
+    arrays.update(energy=np.float64(res.energy), forces=res.forces.astype(np.float32),
+                  vacuum_level=np.float64(res.vacuum))
+    save_chunk(out / "chunks" / "c0000-1x1-H.npz", arrays)
+    save_chunk(out / "chunks" / "c0001-1x1-R.npz", arrays)  # no stored density for this one
+    rep = add_vacuum_steps(out, work)
+    assert rep["added"] == 1 and rep["missing_density"] == ["c0001-1x1-R"]
+    with np.load(out / "chunks" / "c0000-1x1-H.npz") as z:
+        assert float(z["vacuum_step"]) == pytest.approx(res.vacuum_step, abs=1e-6)
+        assert float(z["energy"]) == pytest.approx(res.energy)  # the rest of the chunk is kept
+    assert add_vacuum_steps(out, work)["added"] == 0  # done once
+    # a density from another run is refused rather than attached to the wrong chunk
+    arrays["vacuum_level"] = np.float64(res.vacuum + 0.1)
+    save_chunk(out / "chunks" / "c0002-1x1-H.npz", arrays)
+    res.calc.write(str(work / "gpw" / "c0002-1x1-H.gpw"))
+    from wander_gui.errors import DataError
+    with pytest.raises(DataError, match="another run"):
+        add_vacuum_steps(out, work)

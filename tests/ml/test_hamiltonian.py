@@ -12,11 +12,12 @@ from wander_gui.ml.predict import predict_blocks
 L = {5: 2, 3: 1}
 
 
-@pytest.fixture(scope="module", params=["frame", "sk"])
+@pytest.fixture(scope="module", params=["frame", "sk", "frame+dipole"])
 def models(request):
     torch.manual_seed(3)
     ff = ForceField().double()
-    hm = HamiltonianModel(r_max=8.0, block_form=request.param).double()
+    hm = HamiltonianModel(r_max=8.0, block_form=request.param.split("+")[0],
+                          layer_dipole=request.param.endswith("dipole")).double()
     return ff, hm
 
 
@@ -167,3 +168,84 @@ def test_frame_form_tells_mirror_related_bonds_apart():
         out[form] = np.abs(rot[0] - rot[1]).max()
     assert out["sk"] < 1e-10
     assert out["frame"] > 1e-4
+
+
+# -- layer electrostatics (layer_dipole) -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dipole_model():
+    torch.manual_seed(5)
+    ff = ForceField().double()
+    hm = HamiltonianModel(r_max=8.0, block_form="frame", layer_dipole=True).double()
+    # random weights give dipoles of ~1e-3 eV·Å²; scale the last layers up so the checks bite
+    with torch.no_grad():
+        for net in hm.dipole:
+            net[-1].weight.mul_(50.0)
+    return ff, hm
+
+
+def _layer_potential(ff, hm, atoms):
+    from wander_gui.ml.graph import atoms_to_graph
+    g = atoms_to_graph(atoms, ff.config["r_c"])
+    with torch.no_grad():
+        _, _, Dn = ff.atomic(g)
+        phi, step = hm.layer_potential(g.species, Dn, g.edge_i, g.edge_j, g.vectors(),
+                                       *hm.electrostatics(atoms.positions, atoms.cell.array))
+    return phi.numpy(), float(step)
+
+
+def _perturbed_aligned(**kw):
+    from wander_gui.core.builder import build_aligned
+    a = build_aligned(stacking="R", shift_frac=(0.21, 0.07), **kw)
+    a.positions += np.random.default_rng(7).normal(0, 0.05, a.positions.shape)
+    return a
+
+
+def test_dipole_step_flips_under_the_layer_mirror(dipole_model):
+    a = _perturbed_aligned()
+    phi, step = _layer_potential(*dipole_model, a)
+    assert abs(step) > 1e-3  # a polar (R-stacked, distorted) bilayer has a step
+    m = a.copy()  # mirror z → −z about the cell's middle; the cell (and so "top") stays
+    m.positions[:, 2] = a.cell[2, 2] - a.positions[:, 2]
+    phi_m, step_m = _layer_potential(*dipole_model, m)
+    assert step_m == pytest.approx(-step, abs=1e-10)  # the step is odd under the mirror,
+    assert np.allclose(phi_m, phi, atol=1e-10)  # each atom's potential energy is a scalar
+
+
+def test_dipole_potential_is_intensive_under_a_supercell_repeat(dipole_model):
+    a = _perturbed_aligned()
+    phi, step = _layer_potential(*dipole_model, a)
+    phi2, step2 = _layer_potential(*dipole_model, a.repeat((2, 2, 1)))
+    assert step2 == pytest.approx(step, abs=1e-10)
+    assert np.allclose(phi2, np.tile(phi, 4), atol=1e-10)
+
+
+def test_dipole_step_symmetry_of_high_symmetry_stackings(dipole_model):
+    """2H (AA′) is centrosymmetric and AA mirror-symmetric: no step. The 3R stackings AB and BA
+    are mirror images of each other (sliding ferroelectricity): opposite steps."""
+    from wander_gui.core.builder import build_aligned
+    steps = {name: _layer_potential(*dipole_model, build_aligned(stacking=st, shift_frac=sh))[1]
+             for name, st, sh in (("2H", "H", (0, 0)), ("AA", "R", (0, 0)),
+                                  ("AB", "R", (1 / 3, 1 / 3)), ("BA", "R", (2 / 3, 2 / 3)))}
+    assert abs(steps["2H"]) < 1e-10 and abs(steps["AA"]) < 1e-10
+    assert abs(steps["AB"]) > 1e-3
+    assert steps["BA"] == pytest.approx(-steps["AB"], abs=1e-10)
+
+
+def test_layer_potential_enters_the_onsite_diagonal_only(dipole_model):
+    ff, hm = dipole_model
+    a = _perturbed_aligned()
+    phi, _ = _layer_potential(ff, hm, a)
+    with_phi = predict_blocks(ff, hm, a, dtype=torch.float64)
+    hm.config["layer_dipole"] = False
+    try:
+        without = predict_blocks(ff, hm, a, dtype=torch.float64)
+    finally:
+        hm.config["layer_dipole"] = True
+    n = len(a)
+    diff = with_phi.blocks - without.blocks
+    assert np.abs(diff[n:]).max() == 0.0  # hoppings unchanged
+    for i in range(n):
+        k = with_phi.counts[i]
+        assert np.allclose(diff[i][:k, :k], phi[i] * np.eye(k), atol=1e-12)
+        assert np.abs(diff[i][k:]).max(initial=0) == 0.0 and np.abs(diff[i][:, k:]).max(initial=0) == 0.0

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 NAME = "dataset"
-HELP = "DFT dataset: generate | info | validate"
+HELP = "DFT dataset: generate | info | validate | vacuum-steps | import-wannier90"
 DEFAULT_OUT = "pretrained/dataset"
 DEFAULT_WORK = "work_dft"
 FINETUNE_OUT = "pretrained/finetune"
@@ -37,6 +37,13 @@ def add_arguments(p) -> None:
     i.add_argument("--json", action="store_true")
     v = sub.add_parser("validate", help="check every chunk (shapes, finite values, units)")
     v.add_argument("--out", default=DEFAULT_OUT)
+    s = sub.add_parser("vacuum-steps",
+                       help="add the dipole step between the two vacuum levels to finished chunks and "
+                            "validation cells, from their stored densities (no new SCF)")
+    s.add_argument("--out", nargs="+", default=[DEFAULT_OUT, FINETUNE_OUT], help="dataset folders")
+    s.add_argument("--work", default=DEFAULT_WORK, help="scratch folder holding gpw/ (densities)")
+    s.add_argument("--validation", default="pretrained/validation",
+                   help="validation results (densities in WORK/validation/NAME/scf.gpw)")
     w = sub.add_parser("import-wannier90",
                        help="add a Wannier90 calculation from another code (QE, VASP, ...) as a training chunk")
     w.add_argument("structure", help="structure (extxyz with DFT energy/forces, POSCAR, ...)")
@@ -56,6 +63,16 @@ def run(args) -> int:
         from wander_gui.dft.dataset import dataset_info
         info = dataset_info(args.out)
         print(json.dumps(info, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in info.items()))
+        return 0
+    if args.action == "vacuum-steps":
+        from wander_gui.dft.dataset import add_vacuum_steps
+        from wander_gui.dft.validation import add_validation_vacuum_steps
+        for out in args.out:
+            rep = add_vacuum_steps(out, args.work, progress=True)
+            print(f"{out}: added {rep['added']}; no stored density: {len(rep['missing_density'])}; "
+                  f"locked by a worker (rerun later): {len(rep['locked'])}")
+        done = add_validation_vacuum_steps(args.validation, Path(args.work) / "validation")
+        print(f"{args.validation}: added {', '.join(done) or 'none'}")
         return 0
     if args.action == "import-wannier90":
         from wander_gui.dft.importer import import_wannier90

@@ -229,7 +229,7 @@ def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings 
     arrays = structure_arrays(atoms)
     arrays.update(energy=np.float64(res.energy), forces=res.forces.astype(np.float32),
                   energy_d3=np.float64(res.energy_d3), vacuum_level=np.float64(res.vacuum),
-                  fermi_level=np.float64(res.fermi), scf_seconds=np.float32(res.seconds),
+                  vacuum_step=np.float64(res.vacuum_step), fermi_level=np.float64(res.fermi), scf_seconds=np.float32(res.seconds),
                   kmesh=np.array(res.kmesh, np.int16),
                   meta=np.array(json.dumps({"spec": spec.asdict(), "level_of_theory": LEVEL_OF_THEORY,
                                             "settings": settings.asdict()})))
@@ -295,6 +295,51 @@ def generate(out, work, *, n_configs: int, start: int = 0, settings: DFTSettings
         finally:
             _unlock(work, spec.name)
     return done
+
+
+def add_vacuum_steps(out, work, *, progress: bool = False) -> dict:
+    """Add ``vacuum_step`` (V_top − V_bottom, eV: the bilayer's dipole step) to finished chunks
+    that lack it, from the densities stored in ``work/gpw`` (seconds each, no new SCF).
+    Chunks locked by a running worker and those without a stored density are skipped and
+    counted. Returns ``{"added": n, "missing_density": [...], "locked": [...]}``."""
+    from gpaw import GPAW
+
+    from wander_gui.dft.run import vacuum_levels
+    out, work = Path(out), Path(work)
+    todo = []
+    for path in sorted((out / "chunks").glob("*.npz")):
+        if path.name.endswith(".tmp.npz"):
+            continue
+        with np.load(path) as z:
+            if "vacuum_step" not in z.files:
+                todo.append(path)
+    report = {"added": 0, "missing_density": [], "locked": []}
+    it = todo
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(todo, desc="vacuum steps", unit="config")
+    for path in it:
+        name = path.name[:-len(".npz")]
+        gpw = work / "gpw" / f"{name}.gpw"
+        if not gpw.exists():
+            report["missing_density"].append(name)
+            continue
+        if not _lock(work, name):
+            report["locked"].append(name)
+            continue
+        try:
+            with np.load(path) as z:
+                arrays = {k: z[k] for k in z.files}
+            bottom, top = vacuum_levels(GPAW(str(gpw), txt=None))
+            if abs(0.5 * (bottom + top) - float(arrays["vacuum_level"])) > 1e-4:
+                raise DataError(f"{name}: the stored density gives vacuum level {0.5 * (bottom + top):.4f} eV, "
+                                f"the chunk {float(arrays['vacuum_level']):.4f} eV; it belongs to another run")
+            arrays["vacuum_step"] = np.float64(top - bottom)
+            save_chunk(path, arrays)
+            report["added"] += 1
+        finally:
+            _unlock(work, name)
+    return report
 
 
 def load_chunks(out) -> list[dict]:

@@ -55,11 +55,19 @@ def d3_energy_forces(atoms) -> tuple[float, np.ndarray]:
     return float(a.get_potential_energy()), a.get_forces().copy()
 
 
-def vacuum_level(calc) -> float:
-    """Mean of the planar-averaged electrostatic potential at both vacuum edges, eV."""
+def vacuum_levels(calc) -> tuple[float, float]:
+    """Planar-averaged electrostatic potential energy (eV) in the vacuum below and above the
+    slab (the dipole-layer correction makes both flat). They differ by the slab's dipole
+    step: ΔV = V_top − V_bottom = −e p / (ε₀ A) for a dipole p (e Å) per cell area A."""
     v = calc.get_electrostatic_potential().mean(axis=(0, 1))
     n = max(1, len(v) // 40)
-    return float(0.5 * (v[:n].mean() + v[-n:].mean()))
+    return float(v[:n].mean()), float(v[-n:].mean())
+
+
+def vacuum_level(calc) -> float:
+    """Mean of the planar-averaged electrostatic potential at both vacuum edges, eV (the
+    energy zero of every vacuum-referenced quantity in the project)."""
+    return float(np.mean(vacuum_levels(calc)))
 
 
 @dataclass
@@ -74,6 +82,7 @@ class SCFResult:
     n_iter: int
     kmesh: tuple
     calc: object = field(repr=False, default=None)
+    vacuum_step: float = 0.0  # V_top − V_bottom, eV (see vacuum_levels)
 
 
 def scf(atoms, settings: DFTSettings = DFTSettings(), *, txt="-", checkpoint=None,
@@ -124,9 +133,10 @@ def scf(atoms, settings: DFTSettings = DFTSettings(), *, txt="-", checkpoint=Non
         niter = int(calc.dft.scf_loop.niter)  # type: ignore[attr-defined]
     except Exception:
         niter = -1
+    v_bottom, v_top = vacuum_levels(calc)
     return SCFResult(energy=float(e + e3), forces=f + f3, energy_d3=e3, forces_d3=f3,
-                     fermi=float(calc.get_fermi_level()), vacuum=vacuum_level(calc), seconds=secs,
-                     n_iter=niter, kmesh=kmesh(a, settings.k_density), calc=calc)
+                     fermi=float(calc.get_fermi_level()), vacuum=0.5 * (v_bottom + v_top), seconds=secs,
+                     n_iter=niter, kmesh=kmesh(a, settings.k_density), calc=calc, vacuum_step=v_top - v_bottom)
 
 
 def _resume_from(ck, atoms, txt, maxiter: int):

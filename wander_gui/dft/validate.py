@@ -11,6 +11,7 @@ from wander_gui.dft.settings import HOPPING_CENTROID_LIMIT
 from wander_gui.dft.wannier import PairBlocks, hopping_centroid_offsets
 
 MAX_FORCE = 30.0  # eV/Å: anything larger signals a broken configuration
+MAX_VACUUM_STEP = 2.0  # eV: a bilayer's dipole step; measured |ΔV| stays below ~0.5 eV
 MAX_NET_FORCE = 0.05  # eV/Å: |Σ F| per configuration (translation invariance)
 
 
@@ -32,6 +33,9 @@ def validate_chunk(c: dict) -> list[str]:
     e_per_atom = float(c["energy"]) / n
     if not -12.0 < e_per_atom < -4.0:
         out.append(f"{name}: energy {e_per_atom:.2f} eV/atom outside the plausible MoS2 range")
+    if "vacuum_step" in c and not abs(float(c["vacuum_step"])) < MAX_VACUUM_STEP:
+        out.append(f"{name}: dipole step {float(c['vacuum_step']):.2f} eV between the vacuum levels "
+                   f"(|ΔV| should be < {MAX_VACUUM_STEP} eV for a neutral MoS2 bilayer)")
     if set(np.unique(c["layer"])) != {0, 1}:
         out.append(f"{name}: layer tags are not 0/1")
     if "pair_values" in c:

@@ -28,6 +28,23 @@ H_ji(−R) = H_ij(R)ᵀ holds exactly and both atoms' crystal frames enter.
 ``"sk"`` — two-centre channels only (Σ_c f_c T_c(r̂_ij), see :mod:`wander_gui.ml.equivariant`);
 kept for the ablation and for models trained with it.
 
+Layer electrostatics (``layer_dipole=True``): the labels are referenced to the mean of the two
+vacuum levels, and a bilayer whose mirror symmetry is broken (sliding, heterostrain, a
+distorted layer) carries a dipole that shifts one layer's on-site energies against the
+other's by up to ~0.25 eV in the DFT data — a non-local effect that no 5.2 Å environment can
+see (for a Mo atom the dipole sits in the far layer). Each atom carries a dipole
+p_j = Σ_k g(D_j, r_jk, species_k) (n·r̂_jk) (odd under the mirror n → −n, invariant under
+in-plane rotations), and the planar average of a sheet of such dipoles gives every atom the
+potential energy
+
+    φ_i = Σ_j p_j / (2A) · tanh(n·(r_i − r_j) / w)   (A: cell area, w = 0.5 Å),
+
+relative to the mean vacuum level, added to its on-site diagonal; the step between the two
+vacua, ΔV = Σ_j p_j / A, is fitted to the DFT step of every configuration (energies-and-forces
+ones included). This is the uniform (q = 0) part of the electrostatics: exact for the
+untwisted training cells, a cell average for moiré cells, where the local interlayer
+potential of AB/BA domains is not resolved.
+
 Both forms rotate exactly with the structure. Networks are separate per species pair (S–Mo
 blocks are transposes of Mo–S blocks of the reversed bond) and per distance range (short
 < 6 Å, long ≥ 6 Å, blended smoothly over 5.5–6.5 Å so H stays continuous). Hidden layers
@@ -121,14 +138,14 @@ class HamiltonianModel(AddedBuffers):
     def __init__(self, *, latent_dim: int = 32, desc_dim: int = 64, r_max: float = 12.0, r_split: float = 6.0,
                  onsite_cut: float = 5.2, n_rbf: int = 24, hidden_intra=(64, 32), hidden_inter=(32, 16),
                  use_raer: bool = True, inter_uses_raer: bool = False, block_form: str = "sk",
-                 intra_input: str = "raer"):
+                 intra_input: str = "raer", layer_dipole: bool = False):
         super().__init__()
         if block_form not in ("sk", "frame"):
             raise ValueError(f"block_form must be 'sk' or 'frame', got {block_form!r}")
         self.config = dict(latent_dim=latent_dim, desc_dim=desc_dim, r_max=r_max, r_split=r_split,
                            onsite_cut=onsite_cut, n_rbf=n_rbf, hidden_intra=list(hidden_intra),
                            hidden_inter=list(hidden_inter), use_raer=use_raer, inter_uses_raer=inter_uses_raer,
-                           block_form=block_form)
+                           block_form=block_form, layer_dipole=layer_dipole)
         self.register_buffer("z_mean", torch.zeros(2, latent_dim))
         self.register_buffer("z_std", torch.ones(2, latent_dim))
         self.register_buffer("onsite_ref", torch.zeros(2))
@@ -161,6 +178,9 @@ class HamiltonianModel(AddedBuffers):
             ifeat = 2 * latent_dim if inter_uses_raer else 0
             self.inter = nn.ModuleDict({f"{a}{b}{rng}": mlp((ifeat + n_rbf + 3, *hidden_inter, N_OF[a] * N_OF[b]))
                                         for a, b in ordered for rng in ("s", "l")})
+        # created last: the other heads' initial weights do not depend on this option
+        if layer_dipole:  # per central species: weight of each neighbour's n·r̂ in the atom's dipole
+            self.dipole = nn.ModuleList([mlp((desc_dim + n_rbf + 2, *hidden_inter, 1)) for _ in range(2)])
 
     def descriptor_inputs(self, Dn) -> torch.Tensor:
         return (Dn - self.d_mean) / self.d_std
@@ -195,11 +215,50 @@ class HamiltonianModel(AddedBuffers):
         w = switch(r, self.config["r_split"] - 0.5, self.config["r_split"] + 0.5)[:, None]
         return w * nets[key + "s"](feats) + (1 - w) * nets[key + "l"](feats)
 
+    # -- layer electrostatics ------------------------------------------------------
+    DIPOLE_SMOOTHING = 0.5  # Å: w in tanh(Δh / w), the smooth sign between dipole sheets
+
+    def atomic_dipoles(self, species, Dn, nb_i, nb_j, nb_vec, normal) -> torch.Tensor:
+        """p_j (N,), eV·Å²: Σ_k g(D_j, r_jk, species_k) n·r̂_jk over neighbours within onsite_cut."""
+        Dn = self.descriptor_inputs(Dn)
+        r = nb_vec.norm(dim=1)
+        cut = r < self.config["onsite_cut"]
+        i, j, v, r = nb_i[cut], nb_j[cut], nb_vec[cut], r[cut]
+        R = rbf(r, self.config["onsite_cut"], self.config["n_rbf"])
+        onehot = nn.functional.one_hot(species[j], 2).to(Dn.dtype)
+        cos_n = (v @ torch.as_tensor(normal, dtype=v.dtype, device=v.device)) / r
+        p = torch.zeros(len(species), dtype=Dn.dtype, device=Dn.device)
+        for t in range(2):
+            e = species[i] == t
+            if e.any():
+                g = self.dipole[t](torch.cat([Dn[i[e]], R[e], onehot[e]], dim=1))[:, 0]
+                p = p.index_add(0, i[e], g * cos_n[e])
+        return p
+
+    def layer_potential(self, species, Dn, nb_i, nb_j, nb_vec, heights, area: float, normal,
+                        chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+        """(φ_i (N,), ΔV) in eV: the dipole-sheet potential energy of every atom relative to
+        the mean vacuum level and the step V_top − V_bottom (module docstring)."""
+        p = self.atomic_dipoles(species, Dn, nb_i, nb_j, nb_vec, normal) / area
+        w = self.DIPOLE_SMOOTHING
+        phi = torch.cat([0.5 * torch.tanh((h[:, None] - heights[None, :]) / w) @ p
+                         for h in torch.split(heights, chunk)])
+        return phi, p.sum()
+
     # -- blocks ------------------------------------------------------------------
-    def onsite(self, species, Dn, nb_i, nb_j, nb_vec, frames=None):
+    def onsite(self, species, Dn, nb_i, nb_j, nb_vec, frames=None, electrostatics=None):
         """On-site blocks (N, 5, 5) from descriptors and neighbours within onsite_cut (plus,
-        for the frame form, a full symmetric block in the atom's crystal frame)."""
+        for the frame form, a full symmetric block in the atom's crystal frame, and, with
+        ``layer_dipole``, the layer potential φ_i on the diagonal; ``electrostatics`` =
+        (heights along the normal (N,), cell area, normal) is needed for it)."""
         N = len(species)
+        if self.config.get("layer_dipole"):
+            if electrostatics is None:
+                raise ValueError("this model adds the layers' dipole potential to the on-site blocks: pass "
+                                 "electrostatics=(heights, area, normal) (HamiltonianModel.electrostatics)")
+            phi, _ = self.layer_potential(species, Dn, nb_i, nb_j, nb_vec, *electrostatics)
+        else:
+            phi = None
         Dn = self.descriptor_inputs(Dn)
         out = torch.zeros(N, 5, 5, dtype=Dn.dtype, device=Dn.device)
         r = nb_vec.norm(dim=1)
@@ -224,7 +283,23 @@ class HamiltonianModel(AddedBuffers):
                     D = wigner_d(F, l)
                     acc = acc + D @ X @ D.transpose(1, 2)
                 out[m, :n, :n] = out[m, :n, :n] + acc / 3
+        if phi is not None:  # on the diagonal of the atom's own orbitals (3 of the 5 slots for S)
+            n_orb = torch.as_tensor(N_OF, device=out.device)[species]
+            own = torch.arange(5, device=out.device)[None, :] < n_orb[:, None]
+            out = out + torch.diag_embed(phi[:, None] * own.to(out.dtype))
         return out
+
+    @staticmethod
+    def electrostatics(positions, cell, dtype=torch.float64, device=None) -> tuple:
+        """(heights along the layer normal, cell area in Å², normal) for :meth:`onsite`. The
+        normal points along the third cell vector, the "top" of the DFT's vacuum step."""
+        cell = np.asarray(cell, dtype=float)
+        normal = layer_normal(cell)
+        if normal @ cell[2] < 0:
+            normal = -normal
+        area = float(np.linalg.norm(np.cross(cell[0], cell[1])))
+        pos = torch.as_tensor(positions, dtype=dtype, device=device)
+        return pos @ torch.as_tensor(normal, dtype=dtype, device=device), area, normal
 
     def _framed_end(self, nets, key, feats, own, other, vec, r, R, w, la, lb, F_own, D_own):
         """G(own, other, r; F_own): the block (P, 2la+1, 2lb+1) predicted in the own atom's

@@ -107,7 +107,8 @@ def predict_blocks(ff: ForceField, hm: HamiltonianModel, atoms, *, dtype=torch.f
         feats = hm.atom_features(g.species, Z, Dn)
         nb = (g.edge_i, g.edge_j, g.vectors())
         frames = hm.frames(g.species, g.layer, *nb, layer_normal(atoms.cell.array))
-        onsite = hm.onsite(g.species, Dn, *nb, frames=frames)
+        onsite = hm.onsite(g.species, Dn, *nb, frames=frames,
+                           electrostatics=hm.electrostatics(atoms.positions, atoms.cell.array, dtype, dev))
         pi, pj, S, vec = pairs if pairs is not None else pair_inputs(atoms, hm.config["r_max"], dtype)
         # evaluate each bond once (i < j, or i == j with the first non-zero shift positive) and
         # fill its reverse by transposition: H_ji(−S) = H_ij(S)ᵀ exactly, at half the cost

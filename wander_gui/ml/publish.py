@@ -164,6 +164,16 @@ def model_card_section(entry: dict) -> str:
             if r and "mean" in r:
                 lines.append(f"| untwisted configurations | {part} | {len(r) - 1} | {_fmt(r['mean']['mae_meV'])} | "
                              f"{_fmt(r['mean']['max_meV'])} | {_fmt(r['mean']['gap_error_meV'])} |")
+    steps = (m.get("h") or {}).get("vacuum_step") or {}
+    if any(steps.get(p) for p in ("train", "val", "test")):
+        lines += ["", "| layer dipole: step between the two vacuum levels, predicted vs DFT (every configuration "
+                  "that stores it, energies-and-forces ones included) | split | configs | MAE (meV) | R² | "
+                  "mean \|ΔV_DFT\| (meV) |", "|---|---|---|---|---|---|"]
+        for part in ("train", "val", "test"):
+            r = steps.get(part)
+            if r:
+                lines.append(f"| untwisted configurations | {part} | {r['n']} | {_fmt(r['mae_meV'])} | "
+                             f"{_fmt(r['r2'], 3)} | {_fmt(r['mean_abs_dft_meV'])} |")
     abl = m.get("ablation")
     if abl:
         from wander_gui.ml.ablation import ablation_table
@@ -262,7 +272,8 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
              "level_of_theory": info["level_of_theory"], "seed": cfg.get("seed"),
              "config": {k: v.get("config") for k, v in metrics.items()},
              "training_data": {k: info[k] for k in ("n_configs", "n_hamiltonian_configs", "n_atoms_total")},
-             "metrics": {**{k: {p: v.get(p) for p in ("train", "val", "test", "bands") if v.get(p) is not None}
+             "metrics": {**{k: {p: v.get(p) for p in ("train", "val", "test", "bands", "vacuum_step")
+                                if v.get(p) is not None}
                             for k, v in metrics.items()},
                          "validation": val, "band_error_attribution": attribution}}
     if (run_dir / "ablation" / "ablation.json").exists():

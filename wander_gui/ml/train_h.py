@@ -36,6 +36,10 @@ class HTrainConfig:
     #: of each training cell (0: element loss only)
     band_weight: float = 0.0
     band_kpoints: int = 12
+    #: weight of the vacuum-step term (models with ``layer_dipole``): mean squared error (eV²) of
+    #: the predicted dipole step between the two vacuum levels over every training-split
+    #: configuration that stores it, energies-and-forces ones included
+    dipole_weight: float = 1.0
     model: dict = field(default_factory=lambda: dict(r_max=12.0, r_split=6.0, onsite_cut=5.2, n_rbf=24,
                                                      hidden_intra=[64, 32], hidden_inter=[32, 16],
                                                      use_raer=True, inter_uses_raer=False,
@@ -57,6 +61,34 @@ class HExample:
     mask_hop: torch.Tensor
     frames: torch.Tensor  # (N, 3, 3) local crystal frames
     bands: "BandTarget | None" = None
+    electrostatics: tuple | None = None  # (heights, area, normal) for the layer-dipole potential
+    vacuum_step: float | None = None  # DFT V_top − V_bottom, eV (None when not stored)
+
+
+@dataclass
+class StepExample:
+    """What the layer-dipole term needs from a configuration with energies and forces only:
+    its descriptors and neighbours and the DFT step between the two vacuum levels."""
+    name: str
+    species: torch.Tensor
+    Dn: torch.Tensor
+    nb: tuple
+    electrostatics: tuple
+    vacuum_step: float
+
+
+def step_example(sample: Sample, ff: ForceField) -> StepExample:
+    a = sample.atoms
+    g = atoms_to_graph(a, ff.config["r_c"])
+    with torch.no_grad():
+        _, _, Dn = ff.atomic(g)
+    return StepExample(sample.name, g.species, Dn, (g.edge_i, g.edge_j, g.vectors().detach()),
+                       HamiltonianModel.electrostatics(a.positions, a.cell.array),
+                       float(sample.chunk["vacuum_step"]))
+
+
+def predicted_step(hm: HamiltonianModel, ex) -> torch.Tensor:
+    return hm.layer_potential(ex.species, ex.Dn, *ex.nb, *ex.electrostatics)[1]
 
 
 @dataclass
@@ -147,12 +179,14 @@ def prepare(sample: Sample, ff: ForceField, r_max: float, *, band_kpoints: int =
     frames = crystal_frames(sp, g.layer, *nb, layer_normal(a.cell.array))
     hop = torch.as_tensor(block[keep], dtype=torch.float64)
     bands = _band_target(a, counts, offsets, pi, pj, shift[keep], onsite, hop, band_kpoints) if band_kpoints else None
+    step = float(sample.chunk["vacuum_step"]) if "vacuum_step" in sample.chunk else None
     return HExample(sample.name, sp, g.layer, Dn, Z, nb, (pi, pj, torch.as_tensor(vec[keep])), onsite, hop,
-                    _mask(sp, sp), _mask(sp[pi], sp[pj]), frames, bands)
+                    _mask(sp, sp), _mask(sp[pi], sp[pj]), frames, bands,
+                    HamiltonianModel.electrostatics(a.positions, a.cell.array), step)
 
 
 def forward(hm: HamiltonianModel, ex: HExample):
-    on = hm.onsite(ex.species, ex.Dn, *ex.nb, frames=ex.frames)
+    on = hm.onsite(ex.species, ex.Dn, *ex.nb, frames=ex.frames, electrostatics=ex.electrostatics)
     hop = hm.hoppings(ex.species, ex.layer, hm.atom_features(ex.species, ex.Z, ex.Dn), *ex.pairs, frames=ex.frames)
     return on, hop
 
@@ -177,6 +211,17 @@ def paired_values(hm: HamiltonianModel, examples: list[HExample]) -> dict[str, t
                         buckets.setdefault(f"{name} {pname}", []).append(item)
     return {k: (torch.cat([a for a, _ in v]).numpy(), torch.cat([b for _, b in v]).numpy())
             for k, v in buckets.items()}
+
+
+def step_errors(hm: HamiltonianModel, examples: list) -> dict | None:
+    """MAE (meV) and R² of the predicted step between the vacuum levels, with the spread of
+    the DFT steps (mean |ΔV|, meV) for scale."""
+    if not examples:
+        return None
+    with torch.no_grad():
+        pred = np.array([float(predicted_step(hm, e)) for e in examples])
+    dft = np.array([e.vacuum_step for e in examples])
+    return {**metrics(pred, dft), "mean_abs_dft_meV": 1000 * float(np.abs(dft).mean())}
 
 
 def metrics(pred: np.ndarray, target: np.ndarray, threshold: float = 0.0) -> dict | None:
@@ -248,8 +293,21 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
         diag = torch.cat([torch.diagonal(e.onsite_target[e.species == t], dim1=1, dim2=2) for e in train])
         n = 5 if t == 0 else 3
         hm.onsite_ref[t] = diag[:, :n].mean()
+    dipole = bool(hm.config.get("layer_dipole"))
+    steps = {"train": [], "val": [], "test": []}
+    if dipole:
+        with_step = [s for s in samples if "vacuum_step" in s.chunk]
+        if not with_step:
+            from wander_gui.errors import DataError
+            raise DataError("layer_dipole needs the DFT vacuum steps: run `wander dataset vacuum-steps`")
+        step_parts = split([s.name for s in with_step], seed=cfg.seed)
+        for s in with_step:
+            steps[step_parts[s.name]].append(step_example(s, ff))
     if init_state is not None:
-        hm.load_state_dict(init_state)
+        missing, unexpected = hm.load_state_dict(init_state, strict=False)
+        new = [k for k in missing if not k.startswith("dipole.")]
+        if new or unexpected:
+            raise RuntimeError(f"init_state does not fit this model: missing {new}, unexpected {unexpected}")
     state = TrainingState(hm, out_dir, "h", lr=cfg.lr, lr_min=cfg.lr_min, plateau_patience=cfg.plateau_patience,
                           resume=resume)
     opt = state.opt
@@ -263,13 +321,19 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
     epochs_run = start
     for epoch in it:
         epochs_run = epoch + 1
-        for k in rng.permutation(len(train)):
+        # the vacuum-step examples are spread over the epoch's steps, each seen once per epoch
+        step_batches = np.array_split(rng.permutation(len(steps["train"])), len(train)) if dipole else None
+        for n_step, k in enumerate(rng.permutation(len(train))):
             ex = train[k]
             on, hop = forward(hm, ex)
             loss = ((on - ex.onsite_target)[ex.mask_onsite] ** 2).mean() + \
                 ((hop - ex.hop_target)[ex.mask_hop] ** 2).mean()
             if ex.bands is not None:
                 loss = loss + cfg.band_weight * band_loss(ex, on, hop)
+            if dipole and len(step_batches[n_step]):
+                err = torch.stack([predicted_step(hm, steps["train"][b]) - steps["train"][b].vacuum_step
+                                   for b in step_batches[n_step]])
+                loss = loss + cfg.dipole_weight * (err ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -292,6 +356,7 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
     metrics = {"train": errors_by_category(hm, train), "val": errors_by_category(hm, val) if real_val else None,
                "test": errors_by_category(hm, test) if test else None, "bands": bands, "best_epoch": best_epoch,
                "epochs_run": epochs_run,
+               "vacuum_step": {part: step_errors(hm, exs_part) for part, exs_part in steps.items()} if dipole else None,
                "n_train": len(train), "config": asdict(cfg)}
     (out_dir / "h_metrics.json").write_text(json.dumps(metrics, indent=1))
     return hm, metrics
