@@ -54,3 +54,23 @@ def test_interrupted_relaxation_continues_on_the_same_path(tmp_path):
     (tmp_path / "split" / "bfgs_hessian.json").unlink()
     lost = dft_relax(atoms, tmp_path / "split", fmax=1e-9, steps=3, make_calculator=calc)
     assert np.abs(lost["atoms"].positions - full["atoms"].positions).max() > 1e-4
+
+
+def test_a_relaxation_keeps_the_dft_settings_it_started_with(tmp_path):
+    """A resumed trajectory never switches level of theory: its settings are stored with it,
+    and a trajectory from before they were stored continues with the legacy k-mesh rule."""
+    import pytest
+
+    from wander_gui.dft.relax import _pinned_settings
+    from wander_gui.dft.settings import LEGACY_K_DENSITY, QUICK, DFTSettings
+    from wander_gui.errors import InputError
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    assert _pinned_settings(fresh, None, resumed=False) == DFTSettings()
+    assert _pinned_settings(fresh, None, resumed=True) == DFTSettings()  # stored on the first start
+    with pytest.raises(InputError, match="other DFT settings"):
+        _pinned_settings(fresh, QUICK, resumed=True)
+    old = tmp_path / "old"
+    old.mkdir()
+    assert _pinned_settings(old, None, resumed=True).k_density == LEGACY_K_DENSITY
+    assert _pinned_settings(old, None, resumed=True).k_density == LEGACY_K_DENSITY

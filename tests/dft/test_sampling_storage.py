@@ -4,7 +4,10 @@ import numpy as np
 
 from wander_gui.dft import dataset as ds
 from wander_gui.dft.sampling import build_config, config_spec, finetune_spec
-from wander_gui.dft.settings import WANNIER_VERSION
+from wander_gui.dft.settings import WANNIER_VERSION, DFTSettings
+
+#: the meta of a chunk computed with the current settings
+CURRENT = {"meta": np.array(json.dumps({"spec": {}, "settings": DFTSettings().asdict()}))}
 
 
 def test_plan_is_deterministic_and_in_range():
@@ -74,8 +77,8 @@ def test_generate_skips_finished_chunks(tmp_path, monkeypatch):
     s0, s1, s2 = (config_spec(i) for i in range(3))
     assert s0.wannier and not s2.wannier
     ds.save_chunk(ds.chunk_path(out, s0.name), {"x": np.zeros(1), "pair_values": np.zeros(1),
-                                                "wannier_version": np.int16(WANNIER_VERSION)})
-    ds.save_chunk(ds.chunk_path(out, s2.name), {"x": np.zeros(1)})  # energy/forces only: done
+                                                "wannier_version": np.int16(WANNIER_VERSION), **CURRENT})
+    ds.save_chunk(ds.chunk_path(out, s2.name), {"x": np.zeros(1), **CURRENT})  # energy/forces only: done
     ds.generate(out, tmp_path / "work", n_configs=3, max_supercell=2)
     assert calls == [s1.name]
 
@@ -87,12 +90,12 @@ def test_outdated_wannier_labels_and_failures_are_redone(tmp_path, monkeypatch):
     s0, s1, s2, s3 = (config_spec(i) for i in range(4))
     assert s0.wannier and s3.wannier
     # an older method's label, and an old-format failure record of a Wannier step: both redone
-    ds.save_chunk(ds.chunk_path(out, s0.name), {"x": np.zeros(1), "pair_values": np.zeros(1)})
-    ds.save_chunk(ds.chunk_path(out, s3.name), {"x": np.zeros(1)})
+    ds.save_chunk(ds.chunk_path(out, s0.name), {"x": np.zeros(1), "pair_values": np.zeros(1), **CURRENT})
+    ds.save_chunk(ds.chunk_path(out, s3.name), {"x": np.zeros(1), **CURRENT})
     (out / "failed.jsonl").write_text(json.dumps({"name": s3.name, "reason": "centre off"}) + "\n")
     # a failed SCF stays failed; a current-method Wannier failure is not retried
     ds.record_failure(out, s1, "SCF did not converge", stage="scf")
-    ds.save_chunk(ds.chunk_path(out, s2.name), {"x": np.zeros(1)})
+    ds.save_chunk(ds.chunk_path(out, s2.name), {"x": np.zeros(1), **CURRENT})
     ds.generate(out, tmp_path / "work", n_configs=4, max_supercell=2)
     assert calls == [s0.name, s3.name]
     assert ds.failed_names(out) == {s1.name}
@@ -101,6 +104,27 @@ def test_outdated_wannier_labels_and_failures_are_redone(tmp_path, monkeypatch):
     ds.generate(out, tmp_path / "work", n_configs=4, max_supercell=2)
     assert calls == [s0.name]
     assert ds.failed_names(out) == {s1.name, s3.name}
+
+
+def test_chunks_of_an_older_k_mesh_rule_are_recomputed(tmp_path, monkeypatch):
+    """Chunks record the k-mesh rule they were computed with (those written before the rule was
+    recorded used the legacy 12 Å); generate recomputes chunks of another rule and dataset
+    info counts each rule."""
+    from wander_gui.dft.settings import LEGACY_K_DENSITY
+    out = tmp_path / "ds"
+    calls = []
+    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, s, wannier: calls.append(spec.name) or {"name": spec.name})
+    s0, s1, s2 = (config_spec(i) for i in range(3))
+    legacy = {"meta": np.array(json.dumps({"spec": {}, "settings": {**DFTSettings().asdict(), "k_density": 12.0}}))}
+    unrecorded = {"meta": np.array(json.dumps({"spec": {}}))}
+    ds.save_chunk(ds.chunk_path(out, s0.name), {"x": np.zeros(1), **legacy})
+    ds.save_chunk(ds.chunk_path(out, s1.name), {"x": np.zeros(1), **unrecorded})
+    ds.save_chunk(ds.chunk_path(out, s2.name), {"x": np.zeros(1), **CURRENT})
+    assert ds.chunk_k_density(unrecorded["meta"]) == LEGACY_K_DENSITY == 12.0
+    assert DFTSettings().k_density != LEGACY_K_DENSITY
+    assert ds.is_done(out, s0.name) and not ds.is_done(out, s0.name, k_density=DFTSettings().k_density)
+    ds.generate(out, tmp_path / "work", n_configs=3, max_supercell=2, wannier=False)
+    assert calls == [s0.name, s1.name]
 
 
 def test_pack_unpack_pairs_round_trip():

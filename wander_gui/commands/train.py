@@ -16,6 +16,9 @@ def add_arguments(p) -> None:
                         "training split (they are few; the twisted validation cells measure the effect)")
     p.add_argument("--finetune-repeat", type=int, default=1, metavar="W",
                    help="each fine-tuning cell counts W times per epoch (default 1)")
+    p.add_argument("--k-density", type=float, default=None, metavar="A",
+                   help="train only on chunks computed with this k-mesh rule (Å; the rule changed from 12 to 18 "
+                        "on 2026-11-23); default: all, with a warning when levels are mixed")
     p.add_argument("--init", default=None,
                    help="fine-tune: start from this model directory (ff.pt and, if present, h.pt)")
     p.add_argument("--no-resume", action="store_true")
@@ -30,6 +33,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import json
     import shutil
+    import sys
     from pathlib import Path
 
     import torch
@@ -44,8 +48,20 @@ def run(args) -> int:
         fcfg.seed = hcfg.seed = args.seed
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    from wander_gui.dft.dataset import chunk_k_density
     tune = load_samples(args.finetune) if args.finetune else []
     samples = load_samples(args.data) + tune
+    levels = {chunk_k_density(s.chunk["meta"]) for s in samples}
+    if args.k_density is not None:
+        samples = [s for s in samples if chunk_k_density(s.chunk["meta"]) == args.k_density]
+        tune = [s for s in tune if chunk_k_density(s.chunk["meta"]) == args.k_density]
+        if not samples:
+            from wander_gui.errors import DataError
+            raise DataError(f"no chunk was computed with k_density={args.k_density:g} Å; present: "
+                            + ", ".join(f"{k:g}" for k in sorted(levels)))
+    elif len(levels) > 1:
+        print(f"warning: the data mix k-mesh rules {', '.join(f'{k:g}' for k in sorted(levels))} Å; "
+              "--k-density selects one", file=sys.stderr)
     check_unique_names(s.name for s in samples)
     always_train = {s.name for s in tune}
     init = None

@@ -1,8 +1,9 @@
 """Convergence of the reference level of theory: forces at 450 eV and on a denser k mesh.
 
 For a few dataset configurations the SCF is repeated (a) at 450 eV instead of 350 eV and
-(b) with twice the k-point density; the force differences against the stored reference
-(PBE+D3 both, so D3 cancels) tell how converged the training labels are. Results accumulate
+(b) with twice (three times) the k-point density of the rule the chunk was computed with; the
+force differences against the stored reference (PBE+D3 both, so D3 cancels; every other
+setting as the chunk's own) tell how converged the training labels are. Results accumulate
 in ``<dataset>/convergence.json`` (one entry per configuration and variant; finished entries
 are skipped).
 """
@@ -18,7 +19,9 @@ import numpy as np
 from wander_gui.dft.settings import DFTSettings
 
 log = logging.getLogger(__name__)
-VARIANTS = {"ecut450": dict(ecut=450.0), "k2x": dict(k_density=24.0), "k3x": dict(k_density=36.0)}
+#: how each variant changes the reference chunk's own settings
+VARIANTS = {"ecut450": lambda s: replace(s, ecut=450.0), "k2x": lambda s: replace(s, k_density=2 * s.k_density),
+            "k3x": lambda s: replace(s, k_density=3 * s.k_density)}
 DEFAULT_VARIANTS = ("ecut450", "k2x")
 
 
@@ -39,12 +42,14 @@ def check_convergence(names, dataset="pretrained/dataset", work="work_dft/conver
         atoms = build_config(spec)
         if not np.allclose(atoms.positions, ref["positions"], atol=1e-4):
             raise ValueError(f"{name}: rebuilt structure differs from the stored one")
+        from wander_gui.dft.dataset import chunk_k_density
+        stored = {k: v for k, v in (ref["meta"].get("settings") or {}).items() if k in DFTSettings.__dataclass_fields__}
+        base = replace(DFTSettings(**stored), k_density=chunk_k_density(ref["meta"]))
         for variant in variants:
-            change = VARIANTS[variant]
             key = f"{name}:{variant}"
             if key in results:
                 continue
-            settings = replace(DFTSettings(), **change)
+            settings = VARIANTS[variant](base)
             (work / name).mkdir(parents=True, exist_ok=True)
             r = scf(atoms, settings, txt=str(work / name / f"{variant}.txt"))
             dF = r.forces - ref["forces"].astype(float)

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from wander_gui.dft.sampling import ConfigSpec, build_config, config_spec, finetune_spec
-from wander_gui.dft.settings import HOPPING_CENTROID_LIMIT, LEVEL_OF_THEORY, WANNIER_VERSION, DFTSettings
+from wander_gui.dft.settings import (HOPPING_CENTROID_LIMIT, LEGACY_K_DENSITY, WANNIER_VERSION,
+                                     DFTSettings, level_of_theory)
 from wander_gui.errors import ConvergenceError, DataError, InputError, WanderError
 
 log = logging.getLogger(__name__)
@@ -46,15 +47,27 @@ def has_current_label(chunk) -> bool:
     return "pair_values" in files and "wannier_version" in files and int(chunk["wannier_version"]) == WANNIER_VERSION
 
 
-def is_done(out: Path, name: str, *, wannier: bool = False) -> bool:
+def chunk_k_density(meta) -> float:
+    """The k-mesh rule (Å) a chunk was computed with (``meta``: the parsed or raw meta)."""
+    if not isinstance(meta, dict):
+        meta = json.loads(str(meta))
+    return float((meta.get("settings") or {}).get("k_density", LEGACY_K_DENSITY))
+
+
+def is_done(out: Path, name: str, *, wannier: bool = False, k_density: float | None = None) -> bool:
     """Finished (or failed) already; with ``wannier`` the chunk must also hold a current H label
-    (or its current-method Wannier step must have failed)."""
+    (or its current-method Wannier step must have failed); with ``k_density`` it must have been
+    computed with that k-mesh rule (older chunks are recomputed)."""
     p = chunk_path(out, name)
     fails = failures(out).get(name, [])
     if any(f["stage"] == "scf" for f in fails):
         return True
     if not p.exists():
         return False
+    if k_density is not None:
+        with np.load(p) as z:
+            if chunk_k_density(z["meta"] if "meta" in z.files else {}) != k_density:
+                return False
     if not wannier:
         return True
     if any(f["stage"] == "wannier" and f["wannier_version"] == WANNIER_VERSION for f in fails):
@@ -211,7 +224,11 @@ def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings 
     txt.parent.mkdir(parents=True, exist_ok=True)
     gpw = Path(work) / "gpw" / f"{spec.name}.gpw"
     path = chunk_path(out, spec.name)
-    if path.exists():  # backfill (or recompute an outdated) Wannier label
+    current = False
+    if path.exists():
+        with np.load(path) as z:
+            current = chunk_k_density(z["meta"] if "meta" in z.files else {}) == settings.k_density
+    if current:  # backfill (or recompute an outdated) Wannier label
         with np.load(path) as z:
             arrays = {k: z[k] for k in z.files if k not in WANNIER_KEYS}
             outdated = "pair_values" in z.files
@@ -229,9 +246,10 @@ def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings 
     arrays = structure_arrays(atoms)
     arrays.update(energy=np.float64(res.energy), forces=res.forces.astype(np.float32),
                   energy_d3=np.float64(res.energy_d3), vacuum_level=np.float64(res.vacuum),
-                  vacuum_step=np.float64(res.vacuum_step), fermi_level=np.float64(res.fermi), scf_seconds=np.float32(res.seconds),
+                  vacuum_step=np.float64(res.vacuum_step), fermi_level=np.float64(res.fermi),
+                  scf_seconds=np.float32(res.seconds),
                   kmesh=np.array(res.kmesh, np.int16),
-                  meta=np.array(json.dumps({"spec": spec.asdict(), "level_of_theory": LEVEL_OF_THEORY,
+                  meta=np.array(json.dumps({"spec": spec.asdict(), "level_of_theory": settings.label(),
                                             "settings": settings.asdict()})))
     gpw.parent.mkdir(parents=True, exist_ok=True)
     res.calc.write(str(gpw))  # density only: lets Wannier labels be (re)computed later
@@ -278,7 +296,8 @@ def generate(out, work, *, n_configs: int, start: int = 0, settings: DFTSettings
         if (cancel is not None and cancel.is_set()) or (work / "STOP").exists():
             break  # `touch work/STOP` ends workers after their current configuration
         spec = spec_of(i)
-        if spec.supercell > max_supercell or is_done(out, spec.name, wannier=spec.wannier and wannier) \
+        if spec.supercell > max_supercell or \
+                is_done(out, spec.name, wannier=spec.wannier and wannier, k_density=settings.k_density) \
                 or not _lock(work, spec.name):
             continue
         try:
@@ -364,11 +383,17 @@ def dataset_info(out) -> dict:
     rows = load_chunks(out)
     from wander_gui.dft.validation import validation_info
     cells, secs = validation_info(out.parent / "validation")
+    levels = sorted({chunk_k_density(r["meta"]) for r in rows}) or [DFTSettings().k_density]
+    by_k = {f"{k:g}": {"n_configs": sum(1 for r in rows if chunk_k_density(r["meta"]) == k),
+                       "n_hamiltonian_configs": sum(1 for r in rows if chunk_k_density(r["meta"]) == k
+                                                    and has_current_label(r))} for k in levels}
     return {
         "n_configs": sum(1 for r in rows if np.isfinite(float(r["energy"]))),
         "n_hamiltonian_configs": sum(1 for r in rows if has_current_label(r)),
         "n_atoms_total": int(sum(len(r["numbers"]) for r in rows)),
-        "level_of_theory": LEVEL_OF_THEORY,
+        # what the chunks present were computed with (the k-mesh rule changed on 2026-11-23)
+        "level_of_theory": "; ".join(level_of_theory(k) for k in levels),
+        "by_k_density": by_k,
         "n_failed": len(failed_names(out)),
         "dft_seconds_total": float(np.nansum([float(r.get("scf_seconds", np.nan)) for r in rows])),
         "validation_cells": cells,

@@ -7,13 +7,37 @@ from pathlib import Path
 import numpy as np
 
 
+def _pinned_settings(out: Path, settings, *, resumed: bool):
+    """The settings this relaxation runs with: those stored in ``out/settings.json``, else (a
+    trajectory from before the file) the legacy k-mesh rule, else ``settings`` or the default,
+    which are then stored."""
+    import json
+    from dataclasses import asdict
+
+    from wander_gui.dft.settings import LEGACY_K_DENSITY, DFTSettings
+    path = out / "settings.json"
+    if path.exists():
+        stored = DFTSettings(**json.loads(path.read_text()))
+        if settings is not None and settings != stored:
+            from wander_gui.errors import InputError
+            raise InputError(f"{out} holds a relaxation with other DFT settings ({path}); "
+                             "continue it with those or start in another folder")
+        return stored
+    chosen = DFTSettings(k_density=LEGACY_K_DENSITY) if resumed else (settings or DFTSettings())
+    path.write_text(json.dumps(asdict(chosen)))
+    return chosen
+
+
 def dft_relax(atoms, out_dir, *, settings=None, fmax: float = 0.02, steps: int = 200,
               make_calculator=None) -> dict:
     """BFGS relaxation; each step appended to ``out_dir/relax.traj``; a rerun continues from
     the last written structure with the BFGS Hessian saved after every step
     (``bfgs_hessian.json``), so an interrupted run loses one SCF, not its curvature history.
     Wall time per step is recorded in ``steps.json``. ``make_calculator(atoms, out_dir)``
-    replaces GPAW PBE + D3(BJ) (tests use a cheap one)."""
+    replaces GPAW PBE + D3(BJ) (tests use a cheap one). The DFT settings of a trajectory are
+    kept in ``settings.json`` and a resumed run uses them, whatever the current default, so
+    one relaxation never mixes levels of theory (trajectories started before the file
+    existed ran with the legacy k-mesh rule)."""
     import json
 
     from ase.io import read
@@ -34,8 +58,8 @@ def dft_relax(atoms, out_dir, *, settings=None, fmax: float = 0.02, steps: int =
         from dftd3.ase import DFTD3
 
         from wander_gui.dft.run import make_gpaw
-        from wander_gui.dft.settings import DFTSettings
-        a.calc = SumCalculator([make_gpaw(a, settings or DFTSettings(), txt=str(out / "gpaw.txt")),
+        settings = _pinned_settings(out, settings, resumed=traj_path.exists() and traj_path.stat().st_size > 0)
+        a.calc = SumCalculator([make_gpaw(a, settings, txt=str(out / "gpaw.txt")),
                                 DFTD3(method="PBE", damping="d3bj")])
     else:
         a.calc = make_calculator(a, out)

@@ -2,8 +2,18 @@
 
 GPAW plane waves 350 eV, PBE, default PAW setups (14-electron Mo), Fermi–Dirac 0.05 eV,
 no symmetry, pbc (T, T, F) with ≥ 15 Å vacuum and a dipole-layer correction, Γ-centred
-in-plane k mesh n_k = ceil(12 Å / L) (L: shorter in-plane cell length), plus
+in-plane k mesh n_k = ceil(18 Å / L) (L: shorter in-plane cell length), plus
 D3(BJ) dispersion (simple-dftd3) added to energies and forces.
+
+The k-mesh rule was ceil(12 Å / L) until 2026-11-23 (``LEGACY_K_DENSITY``; chunks record the
+rule they were computed with). Measured on the 1×1 2H bilayer (Mo–Mo 6.2 Å), SCF mesh
+4×4 / 6×6 / 8×8: valence maximum at Γ −5.484 / −5.505 / −5.505 eV and conduction minimum at K
+−4.257 / −4.286 / −4.287 eV below the vacuum level, S force along z 0.166 / 0.130 / 0.134 eV/Å;
+on three perturbed 1×1 cells 4×4 → 8×8 moved forces by up to 47–64 meV/Å and energies by
+17–20 meV/atom, 8×8 → 12×12 by < 1 meV/Å (``dataset/convergence.json``). The 12 Å rule thus put
+every 1×1 label ~25 meV off in its levels and ~40 meV/Å off in its forces — above the model's
+accuracy goals — while 18 Å (6×6 for 1×1, 3×3 for 2×2 and 21.79° cells) is within ~3 meV and
+~4 meV/Å of the converged mesh for 1.6× the SCF time of a 1×1 cell.
 """
 from __future__ import annotations
 
@@ -12,8 +22,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-LEVEL_OF_THEORY = ("GPAW 26.7 plane waves 350 eV, PBE, PAW setups (Mo 14 e), Fermi-Dirac 0.05 eV, "
-                   "dipole-layer correction, k mesh ceil(12 A / L), + D3(BJ) (simple-dftd3)")
+K_DENSITY = 18.0  # Å: n_k = ceil(K_DENSITY / L)
+LEGACY_K_DENSITY = 12.0  # the rule of chunks computed before 2026-11-23 (their meta has no k_density)
+
+
+def level_of_theory(k_density: float = K_DENSITY) -> str:
+    return ("GPAW 26.7 plane waves 350 eV, PBE, PAW setups (Mo 14 e), Fermi-Dirac 0.05 eV, "
+            f"dipole-layer correction, k mesh ceil({k_density:g} A / L), + D3(BJ) (simple-dftd3)")
+
+
+LEVEL_OF_THEORY = level_of_theory()
 
 #: Band windows for the Wannier basis, relative to the conduction-band minimum / manifold
 FROZEN_ABOVE_CBM = 1.0  # eV: frozen window top = CBM + this
@@ -36,7 +54,7 @@ class DFTSettings:
     ecut: float = 350.0
     xc: str = "PBE"
     width: float = 0.05
-    k_density: float = 12.0  # Å: n_k = ceil(k_density / L)
+    k_density: float = K_DENSITY  # Å: n_k = ceil(k_density / L)
     d3: bool = True
     conv_energy: float = 1e-6  # eV / valence electron (GPAW 'energy' criterion, per electron)
     conv_density: float = 1e-5
@@ -45,7 +63,7 @@ class DFTSettings:
     quick: bool = False  # preview setting, never stored as reference
 
     def label(self) -> str:
-        return "QUICK PREVIEW (not reference)" if self.quick else LEVEL_OF_THEORY
+        return "QUICK PREVIEW (not reference)" if self.quick else level_of_theory(self.k_density)
 
     def asdict(self) -> dict:
         return asdict(self)
