@@ -24,7 +24,8 @@ def test_convergence_records_force_differences_and_resumes(tmp_path, monkeypatch
         return SimpleNamespace(forces=f, energy=float(ref["energy"]) + 0.06, kmesh=(8, 8), seconds=1.0)
     monkeypatch.setattr(run, "scf", fake_scf)
     res = convergence.check_convergence(["c0000-1x1-R"], dataset=ds, work=tmp_path / "w")
-    assert {c.ecut for c in calls} == {450.0, 350.0} and {c.k_density for c in calls} == {12.0, 24.0}
+    k = load_chunks(ds)[0]["meta"]["settings"]["k_density"]  # the variants change the chunk's own settings
+    assert {c.ecut for c in calls} == {450.0, 350.0} and {c.k_density for c in calls} == {k, 2 * k}
     assert res["c0000-1x1-R:ecut450"]["force_max_diff_meV_per_A"] == pytest.approx(10.0, abs=1e-3)
     assert res["c0000-1x1-R:k2x"]["force_max_diff_meV_per_A"] == pytest.approx(2.0, abs=1e-3)
     assert res["c0000-1x1-R:k2x"]["energy_diff_meV_per_atom"] == pytest.approx(10.0)
