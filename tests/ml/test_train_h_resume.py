@@ -65,3 +65,39 @@ def test_fine_tuning_cells_always_train_and_repeat(tmp_path, monkeypatch):
     assert m["train"]["n"] == n_train_plain + sum(p != "train" for p in parts.values())
     # one epoch passes each fine-tuning cell 3 times instead of once; evaluation is unchanged
     assert structures[3] - structures[1] == 2 * len(tune)
+
+
+def test_layer_dipole_heads_learn_the_dft_vacuum_steps(tmp_path):
+    """With ``layer_dipole`` the heads also fit the DFT step between the two vacuum levels of
+    every configuration (energies-and-forces ones included): a few epochs on real data lower
+    its training error, and a model without the term starts the dipole head from scratch when
+    fine-tuned with it."""
+    from wander_gui.ml.hamiltonian import HamiltonianModel
+    from wander_gui.ml.train_h import predicted_step, step_errors, step_example
+    samples = load_samples("pretrained/dataset")[:40]
+    assert sum("vacuum_step" in s.chunk for s in samples) == 40
+    torch.manual_seed(0)
+    ff = ForceField().double()
+    plain, _ = train_hamiltonian(samples, ff, small_cfg(1), out_dir=tmp_path / "plain", progress=False)
+    cfg = small_cfg(6)
+    cfg.model["layer_dipole"] = True
+    cfg.lr = 3e-3
+    hm, m = train_hamiltonian(samples, ff, cfg, out_dir=tmp_path / "dipole", progress=False,
+                              init_state=plain.state_dict())
+    assert set(m["vacuum_step"]) == {"train", "val", "test"}
+    fresh = HamiltonianModel(**hm.config).double()
+    fresh.load_state_dict(hm.state_dict())
+    with torch.no_grad():
+        for net in fresh.dipole:  # the untrained dipole head: zero output
+            net[-1].weight.zero_()
+            net[-1].bias.zero_()
+    names = set(_train_names(samples))
+    train = [step_example(s, ff) for s in samples if s.name in names]
+    assert step_errors(hm, train)["mae_meV"] < 0.8 * step_errors(fresh, train)["mae_meV"]
+    assert float(predicted_step(fresh, train[0])) == 0.0
+
+
+def _train_names(samples):
+    from wander_gui.ml.data import split
+    parts = split([s.name for s in samples])
+    return [n for n, p in parts.items() if p == "train"]

@@ -62,7 +62,6 @@ class HExample:
     frames: torch.Tensor  # (N, 3, 3) local crystal frames
     bands: "BandTarget | None" = None
     electrostatics: tuple | None = None  # (heights, area, normal) for the layer-dipole potential
-    vacuum_step: float | None = None  # DFT V_top − V_bottom, eV (None when not stored)
 
 
 @dataclass
@@ -179,10 +178,9 @@ def prepare(sample: Sample, ff: ForceField, r_max: float, *, band_kpoints: int =
     frames = crystal_frames(sp, g.layer, *nb, layer_normal(a.cell.array))
     hop = torch.as_tensor(block[keep], dtype=torch.float64)
     bands = _band_target(a, counts, offsets, pi, pj, shift[keep], onsite, hop, band_kpoints) if band_kpoints else None
-    step = float(sample.chunk["vacuum_step"]) if "vacuum_step" in sample.chunk else None
     return HExample(sample.name, sp, g.layer, Dn, Z, nb, (pi, pj, torch.as_tensor(vec[keep])), onsite, hop,
                     _mask(sp, sp), _mask(sp[pi], sp[pj]), frames, bands,
-                    HamiltonianModel.electrostatics(a.positions, a.cell.array), step)
+                    HamiltonianModel.electrostatics(a.positions, a.cell.array))
 
 
 def forward(hm: HamiltonianModel, ex: HExample):
