@@ -51,10 +51,11 @@ def run(args) -> int:
     from wander_gui.dft.dataset import chunk_k_density
     tune = load_samples(args.finetune) if args.finetune else []
     samples = load_samples(args.data) + tune
-    levels = {chunk_k_density(s.chunk["meta"]) for s in samples}
+    k_of = {s.name: chunk_k_density(s.chunk["meta"]) for s in samples}
+    levels = set(k_of.values())
     if args.k_density is not None:
-        samples = [s for s in samples if chunk_k_density(s.chunk["meta"]) == args.k_density]
-        tune = [s for s in tune if chunk_k_density(s.chunk["meta"]) == args.k_density]
+        samples = [s for s in samples if k_of[s.name] == args.k_density]
+        tune = [s for s in tune if k_of[s.name] == args.k_density]
         if not samples:
             from wander_gui.errors import DataError
             raise DataError(f"no chunk was computed with k_density={args.k_density:g} Å; present: "

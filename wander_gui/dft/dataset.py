@@ -54,6 +54,11 @@ def chunk_k_density(meta) -> float:
     return float((meta.get("settings") or {}).get("k_density", LEGACY_K_DENSITY))
 
 
+def _stored_k_density(path: Path) -> float:
+    with np.load(path) as z:
+        return chunk_k_density(z["meta"] if "meta" in z.files else {})
+
+
 def is_done(out: Path, name: str, *, wannier: bool = False, k_density: float | None = None) -> bool:
     """Finished (or failed) already; with ``wannier`` the chunk must also hold a current H label
     (or its current-method Wannier step must have failed); with ``k_density`` it must have been
@@ -64,10 +69,8 @@ def is_done(out: Path, name: str, *, wannier: bool = False, k_density: float | N
         return True
     if not p.exists():
         return False
-    if k_density is not None:
-        with np.load(p) as z:
-            if chunk_k_density(z["meta"] if "meta" in z.files else {}) != k_density:
-                return False
+    if k_density is not None and _stored_k_density(p) != k_density:
+        return False
     if not wannier:
         return True
     if any(f["stage"] == "wannier" and f["wannier_version"] == WANNIER_VERSION for f in fails):
@@ -224,11 +227,8 @@ def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings 
     txt.parent.mkdir(parents=True, exist_ok=True)
     gpw = Path(work) / "gpw" / f"{spec.name}.gpw"
     path = chunk_path(out, spec.name)
-    current = False
-    if path.exists():
-        with np.load(path) as z:
-            current = chunk_k_density(z["meta"] if "meta" in z.files else {}) == settings.k_density
-    if current:  # backfill (or recompute an outdated) Wannier label
+    # a chunk of the current k-mesh rule: backfill (or recompute an outdated) Wannier label
+    if path.exists() and _stored_k_density(path) == settings.k_density:
         with np.load(path) as z:
             arrays = {k: z[k] for k in z.files if k not in WANNIER_KEYS}
             outdated = "pair_values" in z.files
@@ -316,14 +316,24 @@ def generate(out, work, *, n_configs: int, start: int = 0, settings: DFTSettings
     return done
 
 
+def vacuum_step_from_density(gpw: Path, vacuum_level: float, name: str) -> float:
+    """V_top − V_bottom (eV) from a stored density, checked against the mean vacuum level
+    recorded with the result (a density of another run is refused)."""
+    from gpaw import GPAW
+
+    from wander_gui.dft.run import vacuum_levels
+    bottom, top = vacuum_levels(GPAW(str(gpw), txt=None))
+    if abs(0.5 * (bottom + top) - vacuum_level) > 1e-4:
+        raise DataError(f"{name}: {gpw} gives vacuum level {0.5 * (bottom + top):.4f} eV, the stored result "
+                        f"{vacuum_level:.4f} eV; it belongs to another run")
+    return top - bottom
+
+
 def add_vacuum_steps(out, work, *, progress: bool = False) -> dict:
     """Add ``vacuum_step`` (V_top − V_bottom, eV: the bilayer's dipole step) to finished chunks
     that lack it, from the densities stored in ``work/gpw`` (seconds each, no new SCF).
     Chunks locked by a running worker and those without a stored density are skipped and
     counted. Returns ``{"added": n, "missing_density": [...], "locked": [...]}``."""
-    from gpaw import GPAW
-
-    from wander_gui.dft.run import vacuum_levels
     out, work = Path(out), Path(work)
     todo = []
     for path in sorted((out / "chunks").glob("*.npz")):
@@ -349,11 +359,7 @@ def add_vacuum_steps(out, work, *, progress: bool = False) -> dict:
         try:
             with np.load(path) as z:
                 arrays = {k: z[k] for k in z.files}
-            bottom, top = vacuum_levels(GPAW(str(gpw), txt=None))
-            if abs(0.5 * (bottom + top) - float(arrays["vacuum_level"])) > 1e-4:
-                raise DataError(f"{name}: the stored density gives vacuum level {0.5 * (bottom + top):.4f} eV, "
-                                f"the chunk {float(arrays['vacuum_level']):.4f} eV; it belongs to another run")
-            arrays["vacuum_step"] = np.float64(top - bottom)
+            arrays["vacuum_step"] = np.float64(vacuum_step_from_density(gpw, float(arrays["vacuum_level"]), name))
             save_chunk(path, arrays)
             report["added"] += 1
         finally:

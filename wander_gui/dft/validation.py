@@ -17,7 +17,6 @@ import numpy as np
 
 from wander_gui.dft.dataset import has_current_label, save_chunk, structure_arrays
 from wander_gui.dft.settings import LEVEL_OF_THEORY, DFTSettings
-from wander_gui.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,8 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
         r = scf(atoms, settings, txt=str(work_dir / "scf.txt"), checkpoint=work_dir / "scf-checkpoint.gpw")
         arrays.update(structure_arrays(atoms))
         arrays.update(energy=np.float64(r.energy), forces=r.forces.astype(np.float32),
-                      vacuum_level=np.float64(r.vacuum), vacuum_step=np.float64(r.vacuum_step), fermi_level=np.float64(r.fermi),
+                      vacuum_level=np.float64(r.vacuum), vacuum_step=np.float64(r.vacuum_step),
+                      fermi_level=np.float64(r.fermi),
                       scf_seconds=np.float64(time.perf_counter() - t0), scf_iterations=np.int32(r.n_iter),
                       meta=np.array(json.dumps({"level_of_theory": settings.label(), "info": {
                           k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float))}})))
@@ -106,9 +106,7 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
 def add_validation_vacuum_steps(out="pretrained/validation", work="work_dft/validation") -> list[str]:
     """Add ``vacuum_step`` to validation results that lack it, from ``work/NAME/scf.gpw``;
     returns the names updated."""
-    from gpaw import GPAW
-
-    from wander_gui.dft.run import vacuum_levels
+    from wander_gui.dft.dataset import vacuum_step_from_density
     done = []
     for name in CELLS:
         p, gpw = Path(out) / name / "result.npz", Path(work) / name / "scf.gpw"
@@ -117,11 +115,7 @@ def add_validation_vacuum_steps(out="pretrained/validation", work="work_dft/vali
         arrays = dict(np.load(p))
         if "vacuum_step" in arrays or "energy" not in arrays:
             continue
-        bottom, top = vacuum_levels(GPAW(str(gpw), txt=None))
-        if abs(0.5 * (bottom + top) - float(arrays["vacuum_level"])) > 1e-4:
-            raise DataError(f"{name}: {gpw} gives vacuum level {0.5 * (bottom + top):.4f} eV, the result "
-                            f"{float(arrays['vacuum_level']):.4f} eV; it belongs to another run")
-        arrays["vacuum_step"] = np.float64(top - bottom)
+        arrays["vacuum_step"] = np.float64(vacuum_step_from_density(gpw, float(arrays["vacuum_level"]), name))
         save_chunk(p, arrays)
         done.append(name)
     return done
