@@ -31,3 +31,22 @@ def test_ablation_trains_each_variant_with_its_inputs(tmp_path):
     assert widths["inter: RAER + r"][1] == 2 * lat + n_rbf + 3
     table = ablation_table(res)
     assert all(name in table for name in VARIANTS)
+
+
+def test_select_k_density_keeps_one_k_mesh_rule_and_names_the_others():
+    import pytest
+
+    from wander_gui.dft.dataset import chunk_k_density
+    from wander_gui.errors import DataError
+    from wander_gui.ml.data import select_k_density
+    samples = load_samples("pretrained/dataset")
+    every, levels = select_k_density(samples, None)
+    assert len(every) == len(samples) and levels
+    picked = []
+    for k in levels:
+        chosen, _ = select_k_density(samples, k)
+        assert chosen and all(chunk_k_density(s.chunk["meta"]) == k for s in chosen)
+        picked += [s.name for s in chosen]
+    assert sorted(picked) == sorted(s.name for s in samples)
+    with pytest.raises(DataError, match="k_density=99"):
+        select_k_density(samples, 99.0)

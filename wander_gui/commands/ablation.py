@@ -11,6 +11,8 @@ def add_arguments(p) -> None:
     p.add_argument("--validation", default="pretrained/validation", help="twisted validation cells")
     p.add_argument("--config", default=None, help="JSON with an 'h' section (HTrainConfig), as for `wander train`")
     p.add_argument("--out", default="runs/ablation")
+    p.add_argument("--k-density", type=float, default=None, metavar="A",
+                   help="only chunks computed with this k-mesh rule (Å), as for `wander train`")
     p.add_argument("--only", nargs="+", default=None, help="variant names to run (default: all)")
 
 
@@ -22,7 +24,7 @@ def run(args) -> int:
 
     from wander_gui.errors import InputError
     from wander_gui.ml.ablation import VARIANTS, run_ablation
-    from wander_gui.ml.data import load_samples
+    from wander_gui.ml.data import load_samples, select_k_density
     from wander_gui.ml.forcefield import ForceField
     from wander_gui.ml.train_h import HTrainConfig
     cfg = json.loads(Path(args.config).read_text()) if args.config else {}
@@ -37,7 +39,8 @@ def run(args) -> int:
     ff = ForceField(**ck["config"]).double()
     ff.load_state_dict(ck["state_dict"])
     ff.eval()
-    res = run_ablation(load_samples(args.data), ff, hcfg, args.out, validation_dir=args.validation,
+    samples, _ = select_k_density(load_samples(args.data), args.k_density)
+    res = run_ablation(samples, ff, hcfg, args.out, validation_dir=args.validation,
                        variants=variants)
     print((Path(args.out) / "ablation.md").read_text())
     return 0 if res else 1

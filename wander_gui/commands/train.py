@@ -38,7 +38,7 @@ def run(args) -> int:
 
     import torch
 
-    from wander_gui.ml.data import check_unique_names, load_samples
+    from wander_gui.ml.data import check_unique_names, load_samples, select_k_density
     from wander_gui.ml.forcefield import ForceField
     from wander_gui.ml.train_ff import FFTrainConfig, train_forcefield
     from wander_gui.ml.train_h import HTrainConfig, train_hamiltonian
@@ -48,19 +48,11 @@ def run(args) -> int:
         fcfg.seed = hcfg.seed = args.seed
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from wander_gui.dft.dataset import chunk_k_density
     tune = load_samples(args.finetune) if args.finetune else []
-    samples = load_samples(args.data) + tune
-    k_of = {s.name: chunk_k_density(s.chunk["meta"]) for s in samples}
-    levels = set(k_of.values())
-    if args.k_density is not None:
-        samples = [s for s in samples if k_of[s.name] == args.k_density]
-        tune = [s for s in tune if k_of[s.name] == args.k_density]
-        if not samples:
-            from wander_gui.errors import DataError
-            raise DataError(f"no chunk was computed with k_density={args.k_density:g} Å; present: "
-                            + ", ".join(f"{k:g}" for k in sorted(levels)))
-    elif len(levels) > 1:
+    samples, levels = select_k_density(load_samples(args.data) + tune, args.k_density)
+    kept = {s.name for s in samples}
+    tune = [s for s in tune if s.name in kept]
+    if args.k_density is None and len(levels) > 1:
         print(f"warning: the data mix k-mesh rules {', '.join(f'{k:g}' for k in sorted(levels))} Å; "
               "--k-density selects one", file=sys.stderr)
     check_unique_names(s.name for s in samples)

@@ -36,6 +36,21 @@ def load_samples(dataset_dir) -> list[Sample]:
     return [sample_from_arrays(r["name"], r) for r in rows]
 
 
+def select_k_density(samples, k_density: float | None) -> tuple[list, set]:
+    """The samples whose DFT used the k-mesh rule ``k_density`` (Å; None: all) and the set of
+    rules present before selecting. DataError when none matches."""
+    from wander_gui.dft.dataset import chunk_k_density
+    k_of = {s.name: chunk_k_density(s.chunk["meta"]) for s in samples}
+    levels = set(k_of.values())
+    if k_density is None:
+        return list(samples), levels
+    chosen = [s for s in samples if k_of[s.name] == k_density]
+    if not chosen:
+        raise DataError(f"no chunk was computed with k_density={k_density:g} Å; present: "
+                        + ", ".join(f"{k:g}" for k in sorted(levels)))
+    return chosen, levels
+
+
 def check_unique_names(names) -> None:
     """DataError naming the configurations that occur more than once across dataset folders."""
     names = list(names)
