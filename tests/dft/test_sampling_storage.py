@@ -160,3 +160,21 @@ def test_samples_load_from_several_folders_and_names_must_not_repeat(tmp_path):
     shutil.copy(chunks[0], tmp_path / "b" / "chunks")
     with pytest.raises(DataError, match=chunks[0].stem):
         load_samples([tmp_path / "a", tmp_path / "b"])
+
+
+def test_validation_results_of_two_k_mesh_rules_are_never_mixed(tmp_path, monkeypatch):
+    """A validation result records its k-mesh rule (legacy results, without one, are 12 Å); a run
+    with another rule refuses to add to it before any DFT starts, and one with the same rule
+    resumes it without redoing the SCF."""
+    import pytest
+
+    from wander_gui.dft import validation
+    from wander_gui.errors import DataError
+    res = tmp_path / "tw" / "result.npz"
+    ds.save_chunk(res, {"energy": np.float64(-1.0), "meta": np.array(json.dumps({"level_of_theory": "x"}))})
+    monkeypatch.setattr("wander_gui.dft.run.scf", lambda *a, **k: pytest.fail("SCF started"))
+    atoms = validation.cell_atoms("tw21.79-R")
+    with pytest.raises(DataError, match=r"ceil\(12 Å / L\).*ceil\(18 Å / L\)"):
+        validation.single_point(atoms, tmp_path / "tw", tmp_path / "work", settings=DFTSettings(k_density=18.0))
+    kept = validation.single_point(atoms, tmp_path / "tw", tmp_path / "work", settings=DFTSettings(k_density=12.0))
+    assert float(kept["energy"]) == -1.0

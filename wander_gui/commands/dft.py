@@ -21,6 +21,12 @@ def add_arguments(p) -> None:
             q.add_argument("--steps", type=int, default=200)
     v = sub.add_parser("validation", help="compute the twisted validation cells (resumable)")
     v.add_argument("--names", nargs="*", default=None)
+    v.add_argument("--out", default="pretrained/validation",
+                   help="results folder (one k-mesh rule per folder: pretrained/validation holds the cells "
+                        "computed with the former ceil(12 Å / L) rule, pretrained/validation-k18 the current one)")
+    v.add_argument("--work", default=None, help="scratch folder (default: work_dft/<name of --out>)")
+    v.add_argument("--k-density", type=float, default=None, metavar="A",
+                   help="k-mesh rule ceil(A / L) (default: the current rule; 12 resumes the former one)")
     v.add_argument("--no-wannier", action="store_true")
     v.add_argument("--relax", action="store_true",
                    help="also the fixed-cell DFT relaxation (fmax 0.02 eV/Å; hours, resumable)")
@@ -51,8 +57,10 @@ def run(args) -> int:
         return 0
     if args.action == "validation":
         from wander_gui.dft.validation import run_validation
-        run_validation(names=args.names, wannier=not args.no_wannier, relax=args.relax,
-                       wannier_mesh_length=args.mesh_length, n_check=args.check_points,
+        work = args.work or str(Path("work_dft") / Path(args.out).name)
+        vset = DFTSettings() if args.k_density is None else DFTSettings(k_density=args.k_density)
+        run_validation(args.out, work, names=args.names, wannier=not args.no_wannier, relax=args.relax,
+                       settings=vset, wannier_mesh_length=args.mesh_length, n_check=args.check_points,
                        bands_npoints=args.band_points)
         return 0
     atoms = read_structure(args.structure)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from wander_gui.dft.dataset import has_current_label, save_chunk, structure_arrays
+from wander_gui.dft.dataset import chunk_k_density, has_current_label, save_chunk, structure_arrays
 from wander_gui.dft.settings import LEVEL_OF_THEORY, DFTSettings
+from wander_gui.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,12 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
     res_path = out_dir / "result.npz"
     gpw = work_dir / "scf.gpw"
     arrays = dict(np.load(res_path)) if res_path.exists() else {}
+    if "meta" in arrays:
+        stored = chunk_k_density(arrays["meta"])
+        if stored != settings.k_density:
+            raise DataError(f"{res_path} was computed with the k-mesh rule ceil({stored:g} Å / L), this run uses "
+                            f"ceil({settings.k_density:g} Å / L); give another output folder (results of two "
+                            "rules are never mixed)")
     if "energy" not in arrays:
         t0 = time.perf_counter()
         # checkpointed every 5 iterations: a 114-atom SCF outlasts a working session
@@ -69,7 +76,8 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
                       vacuum_level=np.float64(r.vacuum), vacuum_step=np.float64(r.vacuum_step),
                       fermi_level=np.float64(r.fermi),
                       scf_seconds=np.float64(time.perf_counter() - t0), scf_iterations=np.int32(r.n_iter),
-                      meta=np.array(json.dumps({"level_of_theory": settings.label(), "info": {
+                      meta=np.array(json.dumps({"level_of_theory": settings.label(),
+                                                "settings": settings.asdict(), "info": {
                           k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float))}})))
         r.calc.write(str(gpw))
         save_chunk(res_path, arrays)
@@ -148,11 +156,13 @@ VALIDATION_WANNIER = dict(wannier_mesh_length=25.0, n_check=3, bands_npoints=0)
 
 
 def run_validation(out="pretrained/validation", work="work_dft/validation", *, names=None,
-                   wannier: bool = True, relax: bool = False, **wannier_options) -> None:
+                   wannier: bool = True, relax: bool = False, settings: DFTSettings = DFTSettings(),
+                   **wannier_options) -> None:
     opts = {**VALIDATION_WANNIER, **wannier_options}
     for name in names or list(CELLS):
         log.info("validation cell %s", name)
-        single_point(cell_atoms(name), Path(out) / name, Path(work) / name, wannier=wannier, **opts)
+        single_point(cell_atoms(name), Path(out) / name, Path(work) / name, wannier=wannier, settings=settings,
+                     **opts)
         if relax:
             relax_reference(name, out, work)
 
