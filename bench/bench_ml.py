@@ -45,6 +45,9 @@ def main():
     torch.manual_seed(0)
     ff = ForceField(m1=64, m2=8, embed=(32, 64), hidden=(64, 32)).double()  # the shipped model's size
     hm = HamiltonianModel(latent_dim=ff.latent_dim, desc_dim=ff.descriptor.dim, block_form="frame").double()
+    # the same heads plus the layer-dipole on-site potential (mos2-preview-7): O(N^2) pair sum
+    hm_dipole = HamiltonianModel(latent_dim=ff.latent_dim, desc_dim=ff.descriptor.dim, block_form="frame",
+                                 layer_dipole=True).double()
     rows = []
     cells = {"3.89 deg": build_twisted(mn=(8, 9)), "large": build_twisted(mn=(args.big, args.big + 1), max_atoms=10**5)}
     for name, a in cells.items():
@@ -56,6 +59,8 @@ def main():
             rows.append((f"forces {name} ({len(a)} atoms, {str(dtype)[6:]})", t, 2.0 if len(a) > 5000 else None))
         t, p = timed(lambda: predict_blocks(ff, hm, a))
         rows.append((f"H prediction {name} ({len(a)} atoms, {len(p.ij)} blocks)", t, 2.0 if len(a) < 2000 else 10.0))
+        t, p = timed(lambda: predict_blocks(ff, hm_dipole, a))
+        rows.append((f"H prediction with layer dipole {name} ({len(a)} atoms)", t, 2.0 if len(a) < 2000 else 10.0))
     a = build_twisted(mn=(args.solver_m, args.solver_m + 1))
     tb = backend.predict_tb(a)  # the shipped model: a real gap for the shift
     t_sigma, sigma = timed(lambda: find_gap_sigma(tb, n_valence_total(tb.n_orb)))

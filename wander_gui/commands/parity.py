@@ -64,7 +64,8 @@ def run(args) -> int:
         print(f"{len(samples)} configurations ({model.name})")
         for k, m in summary["forces"].items():
             if m:
-                print(f"  forces {k:3s}: MAE {m['mae_meV_per_A']:8.1f} meV/Å  R² {m['r2']:.4f}  (n={m['n']})")
+                print(f"  forces {k:16s}: MAE {m['mae_meV_per_A']:8.1f} meV/Å  mean error "
+                      f"{m['mean_error_meV_per_A']:+7.1f}  R² {m['r2']:.4f}  (n={m['n']})")
         for k, m in summary["hamiltonian"].items():
             if m:
                 print(f"  H {k:10s}: MAE {m['mae_meV']:8.2f} meV    R² {m['r2']:.4f}  (n={m['n']})")
