@@ -27,8 +27,11 @@ def test_publish_then_load_by_name(tiny_model_dir, tmp_path, monkeypatch):
     assert att and all(set(r) == {"predicted", "DFT on-site", "DFT intra", "DFT inter"} for r in att.values())
     assert "Which part of the predicted H" in card
     if (pre / "validation" / "tw21.79-R" / "result.npz").exists():
-        assert entry["metrics"]["validation"]["tw21.79-R"]["atoms"] == 42
+        v = entry["metrics"]["validation"]["tw21.79-R"]
+        assert v["atoms"] == 42
         assert "tw21.79-R" in card
+        assert set(v["force_sites"]) == {f"{s} {c}" for s in ("Mo", "S inner", "S outer") for c in ("in-plane", "outward")}
+        assert "Force errors on the twisted cells by site" in card
         import numpy as np
         if "relaxed_positions" in np.load(pre / "validation" / "tw21.79-R" / "result.npz").files:
             rel = entry["metrics"]["validation"]["tw21.79-R"]["relax"]

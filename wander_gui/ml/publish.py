@@ -37,6 +37,8 @@ def validation_metrics(model, validation_dir) -> dict:
         res = parity(model, [sample]).summary()
         entry = {"atoms": len(a), "force_mae_meV_per_A": res["forces"]["all"]["mae_meV_per_A"],
                  "dft_fmax_eV_per_A": float(np.abs(r["forces"]).max())}
+        entry["force_sites"] = {k: {"mae_meV_per_A": v["mae_meV_per_A"], "mean_error_meV_per_A": v["mean_error_meV_per_A"]}
+                                for k, v in res["forces"].items() if v and ("outward" in k or "in-plane" in k)}
         entry.update({f"h_{k}": v for k, v in res["hamiltonian"].items() if v and " " not in k})
         if model.hm is not None:
             entry.update(validation_band_errors(model, r))
@@ -202,6 +204,20 @@ def model_card_section(entry: dict) -> str:
                       f"maximum; the path reference is the {' / '.join(sorted(sources))}; the DFT k-points are the "
                       "Wannier mesh and off-mesh check points of the DFT run (plain DFT eigenvalues, no "
                       "interpolation); the gap error is taken at those points."]
+    sites = {n: v["force_sites"] for n, v in (val or {}).items() if v.get("force_sites")}
+    if sites:
+        keys = sorted({k for v in sites.values() for k in v}, key=lambda k: (k.split()[0], k))
+        lines += ["", "Force errors on the twisted cells by site (meV/Å): MAE of the in-plane components, and MAE "
+                  "(mean error) of the component along the layer's outward normal — a mean error far from 0 is "
+                  "a systematic bias, e.g. of the layer thickness:", "",
+                  "| cell | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        for name, v in sites.items():
+            cells = []
+            for k in keys:
+                x = v.get(k)
+                cells.append("–" if x is None else _fmt(x["mae_meV_per_A"]) + (
+                    f" ({x['mean_error_meV_per_A']:+.1f})" if "outward" in k else ""))
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     relaxed = {n: v["relax"] for n, v in (val or {}).items() if v.get("relax")}
     if relaxed:
         lines += ["", "| relaxed structure vs the DFT relaxation (fixed cell, same rigid start; DFT fmax 0.02, "
