@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -178,3 +179,40 @@ def test_validation_results_of_two_k_mesh_rules_are_never_mixed(tmp_path, monkey
         validation.single_point(atoms, tmp_path / "tw", tmp_path / "work", settings=DFTSettings(k_density=18.0))
     kept = validation.single_point(atoms, tmp_path / "tw", tmp_path / "work", settings=DFTSettings(k_density=12.0))
     assert float(kept["energy"]) == -1.0
+
+
+def test_compare_labels_finds_a_site_bias_and_refuses_other_structures(tmp_path):
+    """A label whose outer chalcogens are pushed 50 meV/Å further out (layer thickness bias) shows
+    exactly that as the outer sites' mean outward difference, nothing at the other sites."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from wander_gui.core.layers import bilayer_sites
+    from wander_gui.errors import DataError
+    path = sorted(Path("pretrained/dataset/chunks").glob("*-1x1-*.npz"))[0]
+    with np.load(path) as z:
+        b = dict(z)
+    a = dict(b)
+    from ase import Atoms
+    at = Atoms(numbers=b["numbers"], positions=b["positions"], cell=b["cell"])
+    at.arrays["layer"] = b["layer"].astype(int)
+    labels, outward = bilayer_sites(at)
+    f = b["forces"].astype(float).copy()
+    outer = labels == "S outer"
+    f[outer, 2] += 0.05 * outward[outer]
+    a["forces"] = f
+    r = ds.compare_labels(a, b)
+    assert r["sites"]["S outer"]["outward_mean_diff_meV_per_A"] == pytest.approx(50.0, abs=1e-3)
+    assert abs(r["sites"]["S inner"]["outward_mean_diff_meV_per_A"]) < 1e-3
+    assert abs(r["sites"]["Mo"]["outward_mean_diff_meV_per_A"]) < 1e-3
+    assert r["energy_diff_meV_per_atom"] == 0.0
+    moved = dict(b, positions=b["positions"] + 0.1)
+    with pytest.raises(DataError, match="different structures"):
+        ds.compare_labels(moved, b)
+    ds.save_chunk(tmp_path / "a.npz", a)
+    out = subprocess.run([sys.executable, "-m", "wander_gui.cli", "dataset", "compare", str(tmp_path / "a.npz"),
+                          str(path), "--json"], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["a"]["sites"]["S outer"]["outward_mean_diff_meV_per_A"] == \
+        pytest.approx(50.0, abs=1e-3)

@@ -7,7 +7,8 @@ import torch
 from wander_gui.core.builder import build_twisted
 from wander_gui.ml.data import Sample
 from wander_gui.ml.forcefield import ForceField
-from wander_gui.ml.parity import bilayer_sites, parity
+from wander_gui.core.layers import bilayer_sites
+from wander_gui.ml.parity import parity
 
 
 def _sample(atoms, forces, name):

@@ -44,6 +44,11 @@ def add_arguments(p) -> None:
     s.add_argument("--work", default=DEFAULT_WORK, help="scratch folder holding gpw/ (densities)")
     s.add_argument("--validation", default="pretrained/validation",
                    help="validation results (densities in WORK/validation/NAME/scf.gpw)")
+    c = sub.add_parser("compare", help="how two DFT labels of the same structures differ (e.g. two k-mesh "
+                                       "rules): forces per bilayer site, energy")
+    c.add_argument("a", help="chunk .npz, or a dataset folder (its chunks with a namesake in B)")
+    c.add_argument("b", help="chunk .npz or dataset folder; differences are A minus B")
+    c.add_argument("--json", action="store_true")
     w = sub.add_parser("import-wannier90",
                        help="add a Wannier90 calculation from another code (QE, VASP, ...) as a training chunk")
     w.add_argument("structure", help="structure (extxyz with DFT energy/forces, POSCAR, ...)")
@@ -74,6 +79,8 @@ def run(args) -> int:
         done = add_validation_vacuum_steps(args.validation, Path(args.work) / "validation")
         print(f"{args.validation}: added {', '.join(done) or 'none'}")
         return 0
+    if args.action == "compare":
+        return _compare(args)
     if args.action == "import-wannier90":
         from wander_gui.dft.importer import import_wannier90
         path = import_wannier90(args.structure, args.hr, args.centres, energy_zero=args.vacuum_level,
@@ -110,4 +117,45 @@ def _generate(args) -> int:
                     held_out_first=args.held_out_first, plan=args.plan,
                     on_step=lambda info: print(json.dumps(info), flush=True))
     print(f"labelled {len(done)} configuration(s)")
+    return 0
+
+
+def _compare(args) -> int:
+    import numpy as np
+
+    from wander_gui.dft.dataset import compare_labels
+    from wander_gui.errors import InputError
+
+    def files(p):
+        p = Path(p)
+        if p.is_dir():
+            return {f.stem: f for f in sorted((p / "chunks" if (p / "chunks").is_dir() else p).glob("*.npz"))}
+        if not p.exists():
+            raise InputError(f"{p} does not exist")
+        return {p.stem: p}
+    fa, fb = files(args.a), files(args.b)
+    pairs = [(n, fa[n], fb[n]) for n in fa if n in fb] if len(fa) > 1 or len(fb) > 1 else \
+        [(next(iter(fa)), next(iter(fa.values())), next(iter(fb.values())))]
+    if not pairs:
+        raise InputError(f"no chunk of {args.a} has a namesake in {args.b}")
+    rows = {}
+    for name, x, y in pairs:
+        with np.load(x) as za, np.load(y) as zb:
+            rows[name] = compare_labels(dict(za), dict(zb))
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    sites = sorted({s for r in rows.values() for s in r["sites"]})
+    print("A minus B: energy (meV/atom), force MAE (meV/Å), per site: mean outward component (in-plane MAE), meV/Å")
+    print(f"{'configuration':16s} {'k rules':>10s} {'energy':>8s} {'forces':>7s} " + " ".join(f"{s:>16s}" for s in sites))
+    for name, r in rows.items():
+        k = "/".join(f"{v:g}" for v in r["k_density"])
+        cells = [f"{r['sites'][s]['outward_mean_diff_meV_per_A']:+7.1f} ({r['sites'][s]['in_plane_mae_diff_meV_per_A']:5.1f})"
+                 if s in r["sites"] else "–" for s in sites]
+        print(f"{name:16s} {k:>10s} {r['energy_diff_meV_per_atom']:+8.2f} {r['force_mae_diff_meV_per_A']:7.1f} "
+              + " ".join(f"{c:>16s}" for c in cells))
+    if len(rows) > 1:
+        mean = [np.mean([r["sites"][s]["outward_mean_diff_meV_per_A"] for r in rows.values() if s in r["sites"]])
+                for s in sites]
+        print(f"{'mean':16s} {'':>10s} {'':>8s} {'':>7s} " + " ".join(f"{m:+16.1f}" for m in mean))
     return 0

@@ -88,3 +88,26 @@ def validate_structure(atoms, mat: Material | None = None) -> None:
         raise StructureError(f"atoms {a} and {b} are {dmin:.3f} Å apart; the minimum allowed "
                              f"distance is {dmin_allowed:.2f} Å ({MIN_DISTANCE_FRACTION:.0%} of the "
                              f"{mat.metal}–{mat.chalcogen} bond)")
+
+
+def bilayer_sites(atoms) -> tuple[np.ndarray, np.ndarray] | None:
+    """Site of every atom of a bilayer — the metal, the chalcogen on the vacuum side ("outer") or
+    facing the other layer ("inner") — as labels like ``"S outer"``, and the outward normal of its
+    layer (−1 bottom layer, +1 top layer) as a sign for z components; None unless there are
+    exactly two layers (``atoms.arrays["layer"]``)."""
+    layer = atoms.arrays.get("layer")
+    if layer is None or set(np.unique(layer).tolist()) != {0, 1}:
+        return None
+    sym = np.array(atoms.get_chemical_symbols())
+    mat = material_from_elements(sym)
+    z = atoms.positions[:, 2]
+    outward = np.where(layer == 0, -1.0, 1.0)
+    labels = sym.astype(object)
+    for l in (0, 1):
+        metal = (layer == l) & (sym == mat.metal)
+        if not metal.any():
+            return None
+        mid = z[metal].mean()
+        for i in np.flatnonzero((layer == l) & (sym == mat.chalcogen)):
+            labels[i] = f"{sym[i]} {'outer' if (z[i] - mid) * outward[i] > 0 else 'inner'}"
+    return labels.astype(str), outward

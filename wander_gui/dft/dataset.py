@@ -405,3 +405,33 @@ def dataset_info(out) -> dict:
         "validation_cells": cells,
         "dft_seconds": secs,
     }
+
+
+def compare_labels(a, b) -> dict:
+    """How two DFT labels of the same structure differ (e.g. two k-mesh rules or cutoffs), ``a``
+    minus ``b``: energy per atom, force MAE, and per bilayer site (metal, outer / inner
+    chalcogen, :func:`~wander_gui.core.layers.bilayer_sites`) the in-plane MAE and the mean of the
+    component along the layer's outward normal — the systematic part a model trained on one label
+    would carry onto the other. ``a`` and ``b``: chunk arrays (dicts or npz files)."""
+    from ase import Atoms
+
+    from wander_gui.core.layers import bilayer_sites
+    for key in ("numbers", "positions", "forces"):
+        if key not in a or key not in b:
+            raise DataError(f"both labels need '{key}'")
+    if not (np.array_equal(a["numbers"], b["numbers"]) and np.allclose(a["positions"], b["positions"], atol=1e-6)):
+        raise DataError("the two labels are of different structures")
+    atoms = Atoms(numbers=a["numbers"], positions=a["positions"], cell=a["cell"], pbc=(True, True, False))
+    atoms.arrays["layer"] = np.asarray(a["layer"], int)
+    d = np.asarray(a["forces"], float) - np.asarray(b["forces"], float)
+    out = {"k_density": [chunk_k_density(x["meta"] if "meta" in x else {}) for x in (a, b)],
+           "energy_diff_meV_per_atom": 1000 * (float(a["energy"]) - float(b["energy"])) / len(atoms),
+           "force_mae_diff_meV_per_A": 1000 * float(np.abs(d).mean()), "sites": {}}
+    sites = bilayer_sites(atoms)
+    if sites is not None:
+        labels, outward = sites
+        for lab in sorted(set(labels)):
+            sel = labels == lab
+            out["sites"][lab] = {"outward_mean_diff_meV_per_A": 1000 * float((d[sel, 2] * outward[sel]).mean()),
+                                 "in_plane_mae_diff_meV_per_A": 1000 * float(np.abs(d[sel, :2]).mean())}
+    return out

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from wander_gui.dft.dataset import has_current_label, label_blocks
+from wander_gui.core.layers import bilayer_sites
 from wander_gui.ml.data import Sample
 from wander_gui.ml.graph import atoms_to_graph
 from wander_gui.ml.train_h import metrics, paired_values, prepare
@@ -32,31 +33,6 @@ class ParityResult:
         for k, (p, t) in self.hamiltonian.items():
             out["hamiltonian"][k] = metrics(p, t, H_THRESHOLD)
         return out
-
-
-CHALCOGENS = ("S", "Se", "Te")
-
-
-def bilayer_sites(atoms) -> tuple[np.ndarray, np.ndarray] | None:
-    """Site of every atom of a bilayer — the metal, the chalcogen on the vacuum side ("outer") or
-    facing the other layer ("inner") — as labels like ``"S outer"``, and the outward normal of its
-    layer (−1 bottom layer, +1 top layer) as a sign for z components; None unless there are
-    exactly two layers (``atoms.arrays["layer"]``)."""
-    layer = atoms.arrays.get("layer")
-    if layer is None or set(np.unique(layer).tolist()) != {0, 1}:
-        return None
-    sym = np.array(atoms.get_chemical_symbols())
-    z = atoms.positions[:, 2]
-    outward = np.where(layer == 0, -1.0, 1.0)
-    labels = sym.astype(object)
-    for l in (0, 1):
-        metal = (layer == l) & ~np.isin(sym, CHALCOGENS)
-        if not metal.any():
-            return None
-        mid = z[metal].mean()
-        for i in np.flatnonzero((layer == l) & np.isin(sym, CHALCOGENS)):
-            labels[i] = f"{sym[i]} {'outer' if (z[i] - mid) * outward[i] > 0 else 'inner'}"
-    return labels.astype(str), outward
 
 
 def parity(model, samples: list[Sample], *, hamiltonian: bool = True) -> ParityResult:
