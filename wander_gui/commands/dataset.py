@@ -129,7 +129,8 @@ def _compare(args) -> int:
     def files(p):
         p = Path(p)
         if p.is_dir():
-            return {f.stem: f for f in sorted((p / "chunks" if (p / "chunks").is_dir() else p).glob("*.npz"))}
+            return {f.stem: f for f in sorted((p / "chunks" if (p / "chunks").is_dir() else p).glob("*.npz"))
+                    if not f.name.endswith(".tmp.npz")}  # a worker's chunk being written
         if not p.exists():
             raise InputError(f"{p} does not exist")
         return {p.stem: p}
