@@ -38,7 +38,12 @@ def test_publish_then_load_by_name(tiny_model_dir, tmp_path, monkeypatch):
             assert rel["rmsd_dft_vs_rigid_A"] > 0 and rel["ml_converged"]
             assert "relaxed structure vs the DFT relaxation" in card
     # publishing again replaces the entry and the card section instead of duplicating them
-    publish.publish(run, "mos2-test", pretrained_dir=pre, dataset_dir=pre / "dataset")
+    # ... and with a k-mesh rule the training-data summary counts only that rule's chunks
+    from wander_gui.dft.dataset import dataset_info
+    rule, counts = sorted(dataset_info(pre / "dataset")["by_k_density"].items())[-1]
+    again = publish.publish(run, "mos2-test", pretrained_dir=pre, dataset_dir=pre / "dataset", k_density=float(rule),
+                            validation_dir=pre / "validation")
+    assert again["training_data"] == counts and f"ceil({rule} A / L)" in again["level_of_theory"]
     assert len(json.loads((pre / "manifest.json").read_text())["models"]) == 1
     assert (pre / "README.md").read_text().count("<!-- model:mos2-test -->") == 1
     monkeypatch.setattr(registry, "PRETRAINED", pre)

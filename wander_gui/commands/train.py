@@ -28,6 +28,9 @@ def add_arguments(p) -> None:
                    help="copy the result to pretrained/NAME, register it in pretrained/manifest.json "
                         "(sha256, config, metrics) and update the model card")
     p.add_argument("--description", default="", help="one line for the manifest and model card")
+    p.add_argument("--validation", default=None,
+                   help="twisted validation results measured at publication (default: 'validation' beside the "
+                        "dataset; use the folder of the same k-mesh rule, e.g. pretrained/validation-k18)")
 
 
 def run(args) -> int:
@@ -81,6 +84,6 @@ def run(args) -> int:
         from wander_gui.ml.publish import publish
         from wander_gui.ml.registry import PRETRAINED
         entry = publish(out, args.publish, pretrained_dir=PRETRAINED, dataset_dir=args.data[0],
-                        description=args.description)
+                        description=args.description, validation_dir=args.validation, k_density=args.k_density)
         print(f"published {entry['name']} to {PRETRAINED / entry['name']}")
     return 0

@@ -390,9 +390,12 @@ def dataset_info(out) -> dict:
     from wander_gui.dft.validation import validation_info
     cells, secs = validation_info(out.parent / "validation")
     levels = sorted({chunk_k_density(r["meta"]) for r in rows}) or [DFTSettings().k_density]
-    by_k = {f"{k:g}": {"n_configs": sum(1 for r in rows if chunk_k_density(r["meta"]) == k),
-                       "n_hamiltonian_configs": sum(1 for r in rows if chunk_k_density(r["meta"]) == k
-                                                    and has_current_label(r))} for k in levels}
+    by_k = {}
+    for k in levels:
+        of_k = [r for r in rows if chunk_k_density(r["meta"]) == k]
+        by_k[f"{k:g}"] = {"n_configs": sum(1 for r in of_k if np.isfinite(float(r["energy"]))),
+                          "n_hamiltonian_configs": sum(1 for r in of_k if has_current_label(r)),
+                          "n_atoms_total": int(sum(len(r["numbers"]) for r in of_k))}
     return {
         "n_configs": sum(1 for r in rows if np.isfinite(float(r["energy"]))),
         "n_hamiltonian_configs": sum(1 for r in rows if has_current_label(r)),

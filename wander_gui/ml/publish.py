@@ -107,16 +107,18 @@ def validation_band_errors(model, r) -> dict:
     return out
 
 
-def held_out_attribution(model, dataset_dir, validation_dir, *, seed: int = 0) -> dict:
+def held_out_attribution(model, dataset_dir, validation_dir, *, seed: int = 0, k_density: float | None = None) -> dict:
     """Band-error attribution (ml.parity.band_error_attribution) on the labelled configurations
-    the heads were not trained on (val and test split) and on the labelled validation cells."""
+    the heads were not trained on (val and test split; of the k-mesh rule ``k_density`` when
+    given) and on the labelled validation cells."""
     if model.hm is None:
         return {}
     from wander_gui.dft.validation import CELLS, load_result
-    from wander_gui.ml.data import load_samples, sample_from_arrays, split
+    from wander_gui.ml.data import load_samples, sample_from_arrays, select_k_density, split
     from wander_gui.ml.parity import band_error_attribution
     from wander_gui.dft.dataset import has_current_label
-    samples = [s for s in load_samples(dataset_dir) if has_current_label(s.chunk)]
+    samples, _ = select_k_density(load_samples(dataset_dir), k_density)
+    samples = [s for s in samples if has_current_label(s.chunk)]
     parts = split([s.name for s in samples], seed=seed)
     held = [s for s in samples if parts[s.name] != "train"]
     for name in CELLS:
@@ -257,8 +259,13 @@ def update_model_card(readme: Path, entry: dict) -> None:
 
 
 def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = "MoS2",
-            description: str = "") -> dict:
-    """Copy ``run_dir/ff.pt`` (+ ``h.pt``) to ``pretrained_dir/name/`` and register them."""
+            description: str = "", validation_dir=None, k_density: float | None = None) -> dict:
+    """Copy ``run_dir/ff.pt`` (+ ``h.pt``) to ``pretrained_dir/name/`` and register them.
+
+    ``validation_dir``: the twisted validation results to measure on (default: ``validation``
+    beside the dataset); ``k_density``: the k-mesh rule the model was trained on — the training
+    data summary and the held-out band attribution then count only chunks of that rule (the
+    validation cells should be of the same rule)."""
     from wander_gui.dft.dataset import dataset_info
     from wander_gui.ml.registry import sha256
     run_dir, pre = Path(run_dir), Path(pretrained_dir)
@@ -277,10 +284,16 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
         if mfile.exists():
             metrics[key] = json.loads(mfile.read_text())
     info = dataset_info(dataset_dir)
+    if k_density is not None:
+        from wander_gui.dft.settings import level_of_theory
+        info.update(info["by_k_density"].get(f"{k_density:g}", {"n_configs": 0, "n_hamiltonian_configs": 0,
+                                                                "n_atoms_total": 0}),
+                    level_of_theory=level_of_theory(k_density))
+    validation_dir = Path(validation_dir) if validation_dir is not None else Path(dataset_dir).parent / "validation"
     from wander_gui.ml.registry import load_model
     model = load_model(directory=run_dir)
-    val = validation_metrics(model, Path(dataset_dir).parent / "validation")
-    attribution = held_out_attribution(model, dataset_dir, Path(dataset_dir).parent / "validation",
+    val = validation_metrics(model, validation_dir)
+    attribution = held_out_attribution(model, dataset_dir, validation_dir, k_density=k_density,
                                        seed=(metrics.get("h", {}).get("config") or {}).get("seed", 0))
     cfg = metrics.get("ff", {}).get("config", {})
     entry = {"name": name, "material": material, "created": time.strftime("%Y-%m-%d"),
