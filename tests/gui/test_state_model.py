@@ -48,7 +48,7 @@ def test_parity_and_ladder(session):
     assert s.parity.forces["all"][0].shape == s.parity.forces["all"][1].shape
     views.parity_plots(s.parity)
     table = views.parity_table(s.parity)
-    for row in ("forces all", "H onsite", "H intra M-X", "H inter X-X"):
+    for row in ("forces all", "forces S outer outward", "forces Mo in-plane", "H onsite", "H intra M-X", "H inter X-X"):
         assert f"| {row} |" in table
     s.ladder_max_atoms = 120
     s.compute_ladder = True

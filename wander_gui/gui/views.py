@@ -177,16 +177,18 @@ def parity_plots(res):
 
 
 def parity_table(res) -> str:
-    """Markdown table of MAE and R² per force element and per Hamiltonian category and ordered
-    pair type (M: metal, X: chalcogen; elements with |H_DFT| > 1 meV)."""
+    """Markdown table of MAE and R² per force element and bilayer site (in-plane; outward along the
+    layer normal, whose mean error shows a systematic bias) and per Hamiltonian category and
+    ordered pair type (M: metal, X: chalcogen; elements with |H_DFT| > 1 meV)."""
     summ = res.summary()
-    rows = ["| quantity | MAE | R² | n |", "|---|---|---|---|"]
+    rows = ["| quantity | MAE | mean error | R² | n |", "|---|---|---|---|---|"]
     for k, m in summ["forces"].items():
         if m:
-            rows.append(f"| forces {k} | {m['mae_meV_per_A']:.1f} meV/Å | {m['r2']:.3f} | {m['n']} |")
+            rows.append(f"| forces {k} | {m['mae_meV_per_A']:.1f} meV/Å | {m['mean_error_meV_per_A']:+.1f} meV/Å | "
+                        f"{m['r2']:.3f} | {m['n']} |")
     for k, m in summ["hamiltonian"].items():
         if m:
-            rows.append(f"| H {k} | {m['mae_meV']:.2f} meV | {m['r2']:.3f} | {m['n']} |")
+            rows.append(f"| H {k} | {m['mae_meV']:.2f} meV | | {m['r2']:.3f} | {m['n']} |")
     return "\n".join(rows)
 
 
