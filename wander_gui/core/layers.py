@@ -5,7 +5,7 @@ import numpy as np
 
 from wander_gui.core.materials import Material, material_from_elements
 from wander_gui.core.neighbors import min_distance, neighbor_list
-from wander_gui.errors import StructureError
+from wander_gui.errors import InputError, StructureError
 
 #: smallest accepted interatomic distance as a fraction of the M–X bond length
 MIN_DISTANCE_FRACTION = 0.75
@@ -94,12 +94,15 @@ def bilayer_sites(atoms) -> tuple[np.ndarray, np.ndarray] | None:
     """Site of every atom of a bilayer — the metal, the chalcogen on the vacuum side ("outer") or
     facing the other layer ("inner") — as labels like ``"S outer"``, and the outward normal of its
     layer (−1 bottom layer, +1 top layer) as a sign for z components; None unless there are
-    exactly two layers (``atoms.arrays["layer"]``)."""
+    exactly two layers (``atoms.arrays["layer"]``) of a supported material."""
     layer = atoms.arrays.get("layer")
     if layer is None or set(np.unique(layer).tolist()) != {0, 1}:
         return None
     sym = np.array(atoms.get_chemical_symbols())
-    mat = material_from_elements(sym)
+    try:
+        mat = material_from_elements(sym)
+    except InputError:
+        return None
     z = atoms.positions[:, 2]
     outward = np.where(layer == 0, -1.0, 1.0)
     labels = sym.astype(object)

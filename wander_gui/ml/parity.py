@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from wander_gui.dft.dataset import has_current_label, label_blocks
 from wander_gui.core.layers import bilayer_sites
+from wander_gui.dft.dataset import has_current_label, label_blocks
 from wander_gui.ml.data import Sample
 from wander_gui.ml.graph import atoms_to_graph
 from wander_gui.ml.train_h import metrics, paired_values, prepare
