@@ -82,6 +82,7 @@ def test_layer_dipole_heads_learn_the_dft_vacuum_steps(tmp_path):
     cfg = small_cfg(6)
     cfg.model["layer_dipole"] = True
     cfg.lr = 3e-3
+    cfg.step_batch = 2  # few labelled cells here: the epochs get extra step-only optimiser steps
     hm, m = train_hamiltonian(samples, ff, cfg, out_dir=tmp_path / "dipole", progress=False,
                               init_state=plain.state_dict())
     assert set(m["vacuum_step"]) == {"train", "val", "test"}

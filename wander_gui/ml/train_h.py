@@ -40,6 +40,9 @@ class HTrainConfig:
     #: the predicted dipole step between the two vacuum levels over every training-split
     #: configuration that stores it, energies-and-forces ones included
     dipole_weight: float = 1.0
+    #: at most this many vacuum-step examples per optimiser step: when the steps outnumber the
+    #: Wannier-labelled cells × step_batch, an epoch gets extra steps with the step term alone
+    step_batch: int = 8
     model: dict = field(default_factory=lambda: dict(r_max=12.0, r_split=6.0, onsite_cut=5.2, n_rbf=24,
                                                      hidden_intra=[64, 32], hidden_inter=[32, 16],
                                                      use_raer=True, inter_uses_raer=False,
@@ -319,15 +322,22 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
     epochs_run = start
     for epoch in it:
         epochs_run = epoch + 1
-        # the vacuum-step examples are spread over the epoch's steps, each seen once per epoch
-        step_batches = np.array_split(rng.permutation(len(steps["train"])), len(train)) if dipole else None
-        for n_step, k in enumerate(rng.permutation(len(train))):
-            ex = train[k]
-            on, hop = forward(hm, ex)
-            loss = ((on - ex.onsite_target)[ex.mask_onsite] ** 2).mean() + \
-                ((hop - ex.hop_target)[ex.mask_hop] ** 2).mean()
-            if ex.bands is not None:
-                loss = loss + cfg.band_weight * band_loss(ex, on, hop)
+        # every labelled cell once per epoch; the vacuum-step examples are spread over the epoch's
+        # steps, each seen once, with extra step-only steps if there are few labelled cells
+        n_steps = max(len(train), -(-len(steps["train"]) // cfg.step_batch)) if dipole else len(train)
+        step_batches = np.array_split(rng.permutation(len(steps["train"])), n_steps) if dipole else None
+        order = list(rng.permutation(len(train)))
+        if n_steps > len(train):  # (only then: the same seed keeps giving the same runs as before)
+            order = list(rng.permutation(np.array(order + [None] * (n_steps - len(train)), dtype=object)))
+        for n_step, k in enumerate(order):
+            loss = torch.zeros((), dtype=torch.float64)
+            if k is not None:
+                ex = train[k]
+                on, hop = forward(hm, ex)
+                loss = ((on - ex.onsite_target)[ex.mask_onsite] ** 2).mean() + \
+                    ((hop - ex.hop_target)[ex.mask_hop] ** 2).mean()
+                if ex.bands is not None:
+                    loss = loss + cfg.band_weight * band_loss(ex, on, hop)
             if dipole and len(step_batches[n_step]):
                 err = torch.stack([predicted_step(hm, steps["train"][b]) - steps["train"][b].vacuum_step
                                    for b in step_batches[n_step]])
