@@ -150,6 +150,15 @@ def structure_arrays(atoms) -> dict:
                 cell=atoms.cell.array.astype(np.float64), layer=atoms.arrays["layer"].astype(np.int8))
 
 
+def structure_from_arrays(arrays):
+    """The inverse of :func:`structure_arrays`: ase.Atoms (slab pbc) with ``layer`` set, from a
+    chunk or validation result."""
+    from ase import Atoms
+    a = Atoms(numbers=arrays["numbers"], positions=arrays["positions"], cell=arrays["cell"], pbc=(True, True, False))
+    a.set_array("layer", np.asarray(arrays["layer"]).astype(np.int64))
+    return a
+
+
 def pack_pairs(pairs, counts) -> dict:
     """Compact storage of pair blocks: indices, shifts and the n_i×n_j values, float32."""
     vals = [b[:counts[i], :counts[j]].ravel() for (i, j), b in zip(pairs.ij, pairs.block)]
@@ -390,16 +399,14 @@ def dataset_info(out) -> dict:
     from wander_gui.dft.validation import validation_info
     cells, secs = validation_info(out.parent / "validation")
     levels = sorted({chunk_k_density(r["meta"]) for r in rows}) or [DFTSettings().k_density]
-    by_k = {}
-    for k in levels:
-        of_k = [r for r in rows if chunk_k_density(r["meta"]) == k]
-        by_k[f"{k:g}"] = {"n_configs": sum(1 for r in of_k if np.isfinite(float(r["energy"]))),
-                          "n_hamiltonian_configs": sum(1 for r in of_k if has_current_label(r)),
-                          "n_atoms_total": int(sum(len(r["numbers"]) for r in of_k))}
+
+    def counts(rs):
+        return {"n_configs": sum(1 for r in rs if np.isfinite(float(r["energy"]))),
+                "n_hamiltonian_configs": sum(1 for r in rs if has_current_label(r)),
+                "n_atoms_total": int(sum(len(r["numbers"]) for r in rs))}
+    by_k = {f"{k:g}": counts([r for r in rows if chunk_k_density(r["meta"]) == k]) for k in levels}
     return {
-        "n_configs": sum(1 for r in rows if np.isfinite(float(r["energy"]))),
-        "n_hamiltonian_configs": sum(1 for r in rows if has_current_label(r)),
-        "n_atoms_total": int(sum(len(r["numbers"]) for r in rows)),
+        **counts(rows),
         # what the chunks present were computed with (the k-mesh rule changed on 2026-11-23)
         "level_of_theory": "; ".join(level_of_theory(k) for k in levels),
         "by_k_density": by_k,
@@ -416,16 +423,13 @@ def compare_labels(a, b) -> dict:
     chalcogen, :func:`~wander_gui.core.layers.bilayer_sites`) the in-plane MAE and the mean of the
     component along the layer's outward normal — the systematic part a model trained on one label
     would carry onto the other. ``a`` and ``b``: chunk arrays (dicts or npz files)."""
-    from ase import Atoms
-
     from wander_gui.core.layers import bilayer_sites
     for key in ("numbers", "positions", "forces"):
         if key not in a or key not in b:
             raise DataError(f"both labels need '{key}'")
     if not (np.array_equal(a["numbers"], b["numbers"]) and np.allclose(a["positions"], b["positions"], atol=1e-6)):
         raise DataError("the two labels are of different structures")
-    atoms = Atoms(numbers=a["numbers"], positions=a["positions"], cell=a["cell"], pbc=(True, True, False))
-    atoms.arrays["layer"] = np.asarray(a["layer"], int)
+    atoms = structure_from_arrays(a)
     d = np.asarray(a["forces"], float) - np.asarray(b["forces"], float)
     out = {"k_density": [chunk_k_density(x["meta"] if "meta" in x else {}) for x in (a, b)],
            "energy_diff_meV_per_atom": 1000 * (float(a["energy"]) - float(b["energy"])) / len(atoms),

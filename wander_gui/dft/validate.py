@@ -4,9 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms
 
-from wander_gui.dft.dataset import FIDELITY_LIMIT_EV, label_blocks, load_chunks
+from wander_gui.dft.dataset import FIDELITY_LIMIT_EV, label_blocks, load_chunks, structure_from_arrays
 from wander_gui.dft.settings import HOPPING_CENTROID_LIMIT
 from wander_gui.dft.wannier import PairBlocks, hopping_centroid_offsets
 
@@ -55,7 +54,7 @@ def validate_chunk(c: dict) -> list[str]:
             worst = max(worst, float(np.abs(block[k] - block[p].T).max()))
         if worst > 1e-4:
             out.append(f"{name}: Hamiltonian not Hermitian (max deviation {worst:.2e} eV)")
-        atoms = Atoms(numbers=c["numbers"], positions=c["positions"], cell=c["cell"], pbc=(True, True, False))
+        atoms = structure_from_arrays(c)
         centroid = hopping_centroid_offsets(PairBlocks(ij, shift, block), atoms).max()
         if centroid > HOPPING_CENTROID_LIMIT:
             out.append(f"{name}: an atom's hoppings are centred {centroid:.2f} Å off it (limit "

@@ -62,8 +62,8 @@ def check_unique_names(names) -> None:
 def sample_from_arrays(name: str, r) -> Sample:
     """A Sample from stored arrays (a dataset chunk or a validation result): structure with
     ``layer`` set; energy and forces NaN where the arrays hold none."""
-    a = Atoms(numbers=r["numbers"], positions=r["positions"], cell=r["cell"], pbc=(True, True, False))
-    a.set_array("layer", np.asarray(r["layer"]).astype(np.int64))
+    from wander_gui.dft.dataset import structure_from_arrays
+    a = structure_from_arrays(r)
     forces = np.asarray(r["forces"], dtype=np.float64) if "forces" in r else np.full((len(a), 3), np.nan)
     return Sample(name, a, float(r["energy"]) if "energy" in r else float("nan"), forces, r)
 
