@@ -216,3 +216,15 @@ def test_compare_labels_finds_a_site_bias_and_refuses_other_structures(tmp_path)
                           str(path), "--json"], capture_output=True, text=True, check=True).stdout
     assert json.loads(out)["a"]["sites"]["S outer"]["outward_mean_diff_meV_per_A"] == \
         pytest.approx(50.0, abs=1e-3)
+
+
+def test_generate_command_passes_the_k_mesh_rule(tmp_path, monkeypatch):
+    """`wander dataset generate --k-density 12` labels with that rule (the fine-tuning cells);
+    without it, the current rule."""
+    from wander_gui.cli import main
+    seen = []
+    monkeypatch.setattr(ds, "generate", lambda out, work, **kw: seen.append((out, kw["settings"].k_density, kw["plan"])) or [])
+    assert main(["dataset", "generate", "--plan", "finetune", "-n", "1", "--k-density", "12",
+                 "--out", str(tmp_path / "ft"), "--work", str(tmp_path / "w")]) == 0
+    assert main(["dataset", "generate", "-n", "1", "--out", str(tmp_path / "ds"), "--work", str(tmp_path / "w")]) == 0
+    assert seen == [(str(tmp_path / "ft"), 12.0, "finetune"), (str(tmp_path / "ds"), DFTSettings().k_density, "bilayers")]
