@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from wander_gui.dft import dataset as ds
 from wander_gui.dft.sampling import build_config, config_spec, finetune_spec
@@ -228,3 +229,18 @@ def test_generate_command_passes_the_k_mesh_rule(tmp_path, monkeypatch):
                  "--out", str(tmp_path / "ft"), "--work", str(tmp_path / "w")]) == 0
     assert main(["dataset", "generate", "-n", "1", "--out", str(tmp_path / "ds"), "--work", str(tmp_path / "w")]) == 0
     assert seen == [(str(tmp_path / "ft"), 12.0, "finetune"), (str(tmp_path / "ds"), DFTSettings().k_density, "bilayers")]
+
+
+def test_equilibrium_plan_has_small_displacements_and_its_own_names():
+    from wander_gui.dft.sampling import EQUILIBRIUM_SIGMA, STRAIN_MAX, equilibrium_spec
+    specs = [equilibrium_spec(i) for i in range(300)]
+    assert equilibrium_spec(7) == specs[7]  # deterministic
+    names = {s.name for s in specs}
+    assert len(names) == 300 and not names & {config_spec(i).name for i in range(300)}
+    sig = np.array([s.sigma for s in specs])
+    assert (sig == 0).mean() == pytest.approx(0.3, abs=0.08)
+    assert sig[sig > 0].min() >= EQUILIBRIUM_SIGMA[0] and sig.max() <= EQUILIBRIUM_SIGMA[1]
+    assert {s.supercell for s in specs} == {1, 2} and not any(s.wannier for s in specs)
+    assert max(abs(s.strain_percent) for s in specs) <= STRAIN_MAX
+    atoms = build_config(specs[2])
+    assert len(atoms) == 24 and atoms.info["config"] == specs[2].name

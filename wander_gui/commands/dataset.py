@@ -21,9 +21,10 @@ def add_arguments(p) -> None:
     g.add_argument("--out", default=None, help=f"dataset folder (default {DEFAULT_OUT}; {FINETUNE_OUT} "
                    "with --plan finetune)")
     g.add_argument("--work", default=DEFAULT_WORK, help="scratch folder (locks, logs, densities)")
-    g.add_argument("--plan", choices=["bilayers", "finetune"], default="bilayers",
-                   help="bilayers: the untwisted training plan; finetune: perturbed 21.79° cells kept "
-                        "for fine-tuning (energies and forces)")
+    g.add_argument("--plan", choices=["bilayers", "equilibrium", "finetune"], default="bilayers",
+                   help="bilayers: the untwisted training plan; equilibrium: the same bilayers with small "
+                        "displacements (σ ≤ 0.02 Å; energies and forces); finetune: perturbed 21.79° cells "
+                        "kept for fine-tuning (energies and forces)")
     g.add_argument("-n", "--n-configs", type=int, default=300, help="size of the plan to cover")
     g.add_argument("--start", type=int, default=0)
     g.add_argument("--workers", type=int, default=1, help="parallel single-threaded workers")

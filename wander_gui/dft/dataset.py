@@ -21,14 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from wander_gui.dft.sampling import ConfigSpec, build_config, config_spec, finetune_spec
+from wander_gui.dft.sampling import ConfigSpec, build_config, config_spec, equilibrium_spec, finetune_spec
 from wander_gui.dft.settings import (HOPPING_CENTROID_LIMIT, LEGACY_K_DENSITY, WANNIER_VERSION,
                                      DFTSettings, level_of_theory)
 from wander_gui.errors import ConvergenceError, DataError, InputError, WanderError
 
 log = logging.getLogger(__name__)
-#: sampling plans: untwisted bilayers (the training set) and twisted cells kept for fine-tuning
-PLANS = {"bilayers": config_spec, "finetune": finetune_spec}
+#: sampling plans: untwisted bilayers (the training set; "equilibrium": small displacements) and
+#: twisted cells kept for fine-tuning
+PLANS = {"bilayers": config_spec, "equilibrium": equilibrium_spec, "finetune": finetune_spec}
 #: chunk arrays that belong to the Wannier label (dropped together when a label is outdated)
 WANNIER_KEYS = frozenset({"pair_ij", "pair_shift", "pair_values", "wannier_version", "wf_centres", "wf_spreads",
                           "fidelity_near_gap_eV", "fidelity_near_gap_mae_eV", "fidelity_frozen_eV", "h_imag_max",
@@ -289,7 +290,8 @@ def generate(out, work, *, n_configs: int, start: int = 0, settings: DFTSettings
     ``work/gpw`` so a later run with ``wannier=True`` adds the Hamiltonians). With
     ``held_out_first`` the configurations of the validation and test splits (training seed 0)
     come first, so that a small dataset can already be evaluated. ``plan="finetune"`` labels
-    the perturbed twisted cells reserved for fine-tuning (:func:`finetune_spec`) instead.
+    the perturbed twisted cells reserved for fine-tuning (:func:`finetune_spec`) instead,
+    ``plan="equilibrium"`` the small-displacement bilayers (:func:`equilibrium_spec`).
     """
     if plan not in PLANS:
         raise InputError(f"plan={plan!r} is unknown; allowed: {', '.join(PLANS)}")

@@ -12,6 +12,9 @@ Design (paper-style sampling scaled to 2-core machines):
 * Gaussian displacements with σ log-uniform in [0.02, 0.10] Å on 90 % of configurations;
 * Wannier Hamiltonian labels on every 1×1 cell and every sixth 2×2 cell (a 2×2 label needs a
   5×5-mesh non-self-consistent run, ~4× the cost of its SCF).
+
+A second plan (:func:`equilibrium_spec`, names ``e0000-…``) samples the same space with small
+displacements, and :func:`finetune_spec` the perturbed twisted cells kept for fine-tuning.
 """
 from __future__ import annotations
 
@@ -74,6 +77,37 @@ def config_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
     name = f"c{i:04d}-{n}x{n}-{stacking}"
     return ConfigSpec(i, name, n, stacking, shift, round(d, 4), round(strain, 4), mode,
                       round(direction, 3), round(sigma, 4), int(rng.integers(2**31)), wannier)
+
+
+#: near-equilibrium plan: displacement σ range (Å) and the share of undisplaced cells
+EQUILIBRIUM_SIGMA = (0.003, 0.02)
+EQUILIBRIUM_UNDISPLACED = 0.3
+
+
+def equilibrium_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
+    """The i-th configuration of the near-equilibrium plan (added 2026-11-24): the main plan's
+    translation, distance and strain sampling, but small displacements — σ log-uniform in
+    [0.003, 0.02] Å on 70 %, none on 30 % — in 1×1 cells (two of three) and 2×2 cells, energies
+    and forces only. The main plan's displacements (σ 0.02–0.10 Å) give forces of 1.4 eV/Å rms
+    (median over configurations) while relaxed and twisted cells have 0.1–0.2 eV/Å; this plan
+    fills that range (README 'DFT data')."""
+    rng = np.random.default_rng([seed, 200_000 + i])
+    n = 2 if i % 3 == 2 else 1
+    stacking = "R" if rng.random() < 0.5 else "H"
+    shift = tuple(float(x) for x in rng.random(2))
+    if rng.random() < 0.7:
+        d = float(np.clip(rng.normal(6.35, 0.25), *D_RANGE))
+    else:
+        d = float(rng.uniform(*D_RANGE))
+    u = rng.random()
+    mode = "biaxial" if u < 0.6 else ("uniaxial" if u < 0.9 else "shear")
+    strain = 0.0 if rng.random() < 0.15 else float(rng.uniform(-STRAIN_MAX, STRAIN_MAX))
+    direction = float(rng.uniform(0, 180))
+    lo, hi = EQUILIBRIUM_SIGMA
+    u_sigma = rng.random()
+    sigma = float(lo * (hi / lo) ** u_sigma) if rng.random() >= EQUILIBRIUM_UNDISPLACED else 0.0
+    return ConfigSpec(i, f"e{i:04d}-{n}x{n}-{stacking}", n, stacking, shift, round(d, 4), round(strain, 4), mode,
+                      round(direction, 3), round(sigma, 4), int(rng.integers(2**31)), False)
 
 
 #: twisted cell of the fine-tuning set: 21.79° (m, n) = (1, 2), 42 atoms
