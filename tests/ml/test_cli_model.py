@@ -138,3 +138,20 @@ def test_train_refuses_fine_tuning_cells_named_like_training_cells(tmp_path):
     shutil.copy(chunk, tmp_path / "tune" / "chunks" / chunk.name)
     r = wander("train", "--data", DATA, "--finetune", str(tmp_path / "tune"), "--out", str(tmp_path / "run"))
     assert r.returncode == 2 and "repeat across the dataset folders" in r.stderr and chunk.stem in r.stderr
+
+
+def test_train_k_density_selects_training_data_but_keeps_fine_tuning_cells(tmp_path):
+    """The fine-tuning cells (computed under the former 12 Å rule) stay when --k-density 18
+    selects the training data."""
+    from pathlib import Path
+    from wander_gui.dft.dataset import chunk_k_density
+    rules = {}
+    for c in sorted(Path(DATA, "chunks").glob("*.npz")):
+        rules.setdefault(chunk_k_density(np.load(c)["meta"]), []).append(c.stem)
+    tune = sorted(Path(DATA).parent.glob("finetune/chunks/*.npz"))
+    assert 18.0 in rules and tune and {chunk_k_density(np.load(t)["meta"]) for t in tune} == {12.0}
+    r = wander("train", "--data", DATA, "--finetune", str(tune[0].parent.parent), "--k-density", "18",
+               "--what", "none", "--out", str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    assert f"training data: {len(rules[18.0])} configurations of the 18 Å k-mesh rule + {len(tune)} fine-tuning cells" \
+        in r.stdout
