@@ -54,10 +54,9 @@ def supercell_of(i: int) -> int:
     return 1 if i % 5 in (0, 3) else 2
 
 
-def config_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
-    """The i-th configuration of the plan."""
-    rng = np.random.default_rng([seed, i])
-    n = supercell_of(i)
+def _bilayer_draw(rng) -> tuple:
+    """Stacking, fractional interlayer translation, metal–metal distance, strain mode, strain (%)
+    and its direction (°) of one untwisted bilayer, drawn in this order (the plans depend on it)."""
     stacking = "R" if rng.random() < 0.5 else "H"
     shift = tuple(float(x) for x in rng.random(2))
     if rng.random() < 0.7:
@@ -68,6 +67,14 @@ def config_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
     mode = "biaxial" if u < 0.6 else ("uniaxial" if u < 0.9 else "shear")
     strain = 0.0 if rng.random() < 0.15 else float(rng.uniform(-STRAIN_MAX, STRAIN_MAX))
     direction = float(rng.uniform(0, 180))
+    return stacking, shift, d, mode, strain, direction
+
+
+def config_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
+    """The i-th configuration of the plan."""
+    rng = np.random.default_rng([seed, i])
+    n = supercell_of(i)
+    stacking, shift, d, mode, strain, direction = _bilayer_draw(rng)
     u_sigma = rng.random()  # log-uniform in [0.02, 0.10]: more small distortions
     sigma = float(0.02 * 5.0 ** u_sigma) if rng.random() < 0.9 else 0.0
     n2x2 = sum(1 for j in range(i) if supercell_of(j) == 2)
@@ -93,16 +100,7 @@ def equilibrium_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
     fills that range (README 'DFT data')."""
     rng = np.random.default_rng([seed, 200_000 + i])
     n = 2 if i % 3 == 2 else 1
-    stacking = "R" if rng.random() < 0.5 else "H"
-    shift = tuple(float(x) for x in rng.random(2))
-    if rng.random() < 0.7:
-        d = float(np.clip(rng.normal(6.35, 0.25), *D_RANGE))
-    else:
-        d = float(rng.uniform(*D_RANGE))
-    u = rng.random()
-    mode = "biaxial" if u < 0.6 else ("uniaxial" if u < 0.9 else "shear")
-    strain = 0.0 if rng.random() < 0.15 else float(rng.uniform(-STRAIN_MAX, STRAIN_MAX))
-    direction = float(rng.uniform(0, 180))
+    stacking, shift, d, mode, strain, direction = _bilayer_draw(rng)
     lo, hi = EQUILIBRIUM_SIGMA
     u_sigma = rng.random()
     sigma = float(lo * (hi / lo) ** u_sigma) if rng.random() >= EQUILIBRIUM_UNDISPLACED else 0.0
