@@ -29,6 +29,7 @@ def test_publish_then_load_by_name(tiny_model_dir, tmp_path, monkeypatch):
     if (pre / "validation" / "tw21.79-R" / "result.npz").exists():
         v = entry["metrics"]["validation"]["tw21.79-R"]
         assert v["atoms"] == 42
+        assert v["sources"]["forces"] == str(pre / "validation")
         assert "tw21.79-R" in card
         assert set(v["force_sites"]) == {f"{s} {c}" for s in ("Mo", "S inner", "S outer") for c in ("in-plane", "outward")}
         assert "Force errors on the twisted cells by site" in card
@@ -44,6 +45,22 @@ def test_publish_then_load_by_name(tiny_model_dir, tmp_path, monkeypatch):
     again = publish.publish(run, "mos2-test", pretrained_dir=pre, dataset_dir=pre / "dataset", k_density=float(rule),
                             validation_dir=pre / "validation")
     assert again["training_data"] == counts and f"ceil({rule} A / L)" in again["level_of_theory"]
+    if (pre / "validation" / "tw21.79-R" / "result.npz").exists():  # several folders: each array's source kept
+        import numpy as np
+        forces_only = tmp_path / "forces-only"
+        (forces_only / "tw21.79-R").mkdir(parents=True)
+        with np.load(pre / "validation" / "tw21.79-R" / "result.npz") as z:
+            np.savez(forces_only / "tw21.79-R" / "result.npz",
+                     **{k: z[k] for k in ("numbers", "positions", "cell", "layer", "energy", "forces", "meta")})
+        both = publish.publish(run, "mos2-test", pretrained_dir=pre, dataset_dir=pre / "dataset",
+                               validation_dir=[forces_only, pre / "validation"])
+        src = both["metrics"]["validation"]["tw21.79-R"]["sources"]
+        assert src["forces"] == str(forces_only)
+        assert src.get("hamiltonian") in (None, str(pre / "validation"))
+        assert all(v["sources"]["forces"] == str(pre / "validation")
+                   for n, v in both["metrics"]["validation"].items() if n != "tw21.79-R")
+        assert "DFT results from several folders" in (pre / "README.md").read_text()
+        shutil.rmtree(forces_only)
     assert len(json.loads((pre / "manifest.json").read_text())["models"]) == 1
     assert (pre / "README.md").read_text().count("<!-- model:mos2-test -->") == 1
     monkeypatch.setattr(registry, "PRETRAINED", pre)

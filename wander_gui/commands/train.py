@@ -29,9 +29,11 @@ def add_arguments(p) -> None:
                    help="copy the result to pretrained/NAME, register it in pretrained/manifest.json "
                         "(sha256, config, metrics) and update the model card")
     p.add_argument("--description", default="", help="one line for the manifest and model card")
-    p.add_argument("--validation", default=None,
+    p.add_argument("--validation", nargs="+", default=None, metavar="DIR",
                    help="twisted validation results measured at publication (default: 'validation' beside the "
-                        "dataset; use the folder of the same k-mesh rule, e.g. pretrained/validation-k18)")
+                        "dataset); several folders in order of precedence: each cell from the first that holds "
+                        "it, completed from the others (e.g. pretrained/validation-k18 pretrained/validation: "
+                        "forces of the current k-mesh rule, Wannier H of the former where only that has it)")
 
 
 def run(args) -> int:

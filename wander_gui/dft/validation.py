@@ -42,6 +42,30 @@ def load_result(out: Path, name: str) -> dict | None:
         return {k: z[k] for k in z.files}
 
 
+def load_merged(dirs, name: str) -> dict | None:
+    """The cell's result from the first folder of ``dirs`` (one path or several) that holds it,
+    completed with the arrays it lacks — Wannier H, DFT bands, relaxation — from later folders
+    that hold the same structure (e.g. forces of the current k-mesh rule, H of the former);
+    ``result["sources"]`` maps every array to its folder. None if no folder holds the cell."""
+    dirs = [dirs] if isinstance(dirs, (str, Path)) else list(dirs)
+    merged = None
+    for d in dirs:
+        r = load_result(Path(d), name)
+        if r is None:
+            continue
+        if merged is None:
+            merged, merged["sources"] = dict(r), {k: str(d) for k in r}
+            continue
+        if not (np.array_equal(r["numbers"], merged["numbers"])
+                and np.allclose(r["positions"], merged["positions"], atol=1e-6)):
+            raise DataError(f"{name}: {merged['sources']['positions']} and {d} hold different structures; "
+                            "their results cannot be combined")
+        for k, v in r.items():
+            if k not in merged:
+                merged[k], merged["sources"][k] = v, str(d)
+    return merged
+
+
 def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings = DFTSettings(),
                  wannier: bool = False, bands_npoints: int = 30, wannier_mesh_length: float | None = None,
                  n_check: int = 5) -> dict:

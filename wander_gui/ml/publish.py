@@ -21,22 +21,27 @@ ORBITALS = "Mo: d_z², d_xz, d_yz, d_x²−y², d_xy; S: p_x, p_y, p_z (real, gl
 
 def validation_metrics(model, validation_dir) -> dict:
     """Errors on the twisted validation cells (never trained on): forces; H by category and
-    near-gap bands (aligned at the VBM) where the DFT result has them."""
+    near-gap bands (aligned at the VBM) where the DFT result has them. ``validation_dir``: one
+    folder or several (each cell from the first that holds it, completed from the later ones:
+    :func:`~wander_gui.dft.validation.load_merged`); every entry names its sources."""
     import numpy as np
 
-    from wander_gui.dft.validation import CELLS, load_result
+    from wander_gui.dft.validation import CELLS, load_merged
     from wander_gui.ml.data import sample_from_arrays
     from wander_gui.ml.parity import parity
     out = {}
     for name in CELLS:
-        r = load_result(Path(validation_dir), name)
+        r = load_merged(validation_dir, name)
         if r is None or "forces" not in r:
             continue
         sample = sample_from_arrays(name, r)
         a = sample.atoms
         res = parity(model, [sample]).summary()
         entry = {"atoms": len(a), "force_mae_meV_per_A": res["forces"]["all"]["mae_meV_per_A"],
-                 "dft_fmax_eV_per_A": float(np.abs(r["forces"]).max())}
+                 "dft_fmax_eV_per_A": float(np.abs(r["forces"]).max()),
+                 "sources": {kind: r["sources"][key] for kind, key in
+                             (("forces", "forces"), ("hamiltonian", "pair_values"), ("relaxation", "relaxed_positions"))
+                             if key in r}}
         entry["force_sites"] = {k: {"mae_meV_per_A": v["mae_meV_per_A"], "mean_error_meV_per_A": v["mean_error_meV_per_A"]}
                                 for k, v in res["forces"].items() if v and ("outward" in k or "in-plane" in k)}
         entry.update({f"h_{k}": v for k, v in res["hamiltonian"].items() if v and " " not in k})
@@ -113,7 +118,7 @@ def held_out_attribution(model, dataset_dir, validation_dir, *, seed: int = 0, k
     given) and on the labelled validation cells."""
     if model.hm is None:
         return {}
-    from wander_gui.dft.validation import CELLS, load_result
+    from wander_gui.dft.validation import CELLS, load_merged
     from wander_gui.ml.data import load_samples, sample_from_arrays, select_k_density, split
     from wander_gui.ml.parity import band_error_attribution
     from wander_gui.dft.dataset import has_current_label
@@ -122,7 +127,7 @@ def held_out_attribution(model, dataset_dir, validation_dir, *, seed: int = 0, k
     parts = split([s.name for s in samples], seed=seed)
     held = [s for s in samples if parts[s.name] != "train"]
     for name in CELLS:
-        r = load_result(Path(validation_dir), name)
+        r = load_merged(validation_dir, name)
         if r is not None and has_current_label(r):
             held.append(sample_from_arrays(name, r))
     return band_error_attribution(model.ff, model.hm, held)
@@ -206,6 +211,11 @@ def model_card_section(entry: dict) -> str:
                       f"maximum; the path reference is the {' / '.join(sorted(sources))}; the DFT k-points are the "
                       "Wannier mesh and off-mesh check points of the DFT run (plain DFT eigenvalues, no "
                       "interpolation); the gap error is taken at those points."]
+        folders = {x for v in val.values() for x in (v.get("sources") or {}).values()}
+        if len(folders) > 1:
+            lines += ["", "DFT results from several folders: " + "; ".join(
+                f"{name}: " + ", ".join(f"{kind} from `{d}`" for kind, d in v["sources"].items())
+                for name, v in val.items() if v.get("sources")) + "."]
     sites = {n: v["force_sites"] for n, v in (val or {}).items() if v.get("force_sites")}
     if sites:
         keys = sorted({k for v in sites.values() for k in v}, key=lambda k: (k.split()[0], k))
@@ -262,8 +272,8 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
             description: str = "", validation_dir=None, k_density: float | None = None) -> dict:
     """Copy ``run_dir/ff.pt`` (+ ``h.pt``) to ``pretrained_dir/name/`` and register them.
 
-    ``validation_dir``: the twisted validation results to measure on (default: ``validation``
-    beside the dataset); ``k_density``: the k-mesh rule the model was trained on — the training
+    ``validation_dir``: the twisted validation results to measure on, one folder or several in
+    order of precedence (default: ``validation`` beside the dataset); ``k_density``: the k-mesh rule the model was trained on — the training
     data summary and the held-out band attribution then count only chunks of that rule (the
     validation cells should be of the same rule)."""
     from wander_gui.dft.dataset import dataset_info
@@ -289,7 +299,8 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
         info.update(info["by_k_density"].get(f"{k_density:g}", {"n_configs": 0, "n_hamiltonian_configs": 0,
                                                                 "n_atoms_total": 0}),
                     level_of_theory=level_of_theory(k_density))
-    validation_dir = Path(validation_dir) if validation_dir is not None else Path(dataset_dir).parent / "validation"
+    if validation_dir is None:
+        validation_dir = Path(dataset_dir).parent / "validation"
     from wander_gui.ml.registry import load_model
     model = load_model(directory=run_dir)
     val = validation_metrics(model, validation_dir)
