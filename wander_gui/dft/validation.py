@@ -54,7 +54,8 @@ def load_merged(dirs, name: str) -> dict | None:
         if r is None:
             continue
         if merged is None:
-            merged, merged["sources"] = dict(r), {k: str(d) for k in r}
+            merged = dict(r)
+            merged["sources"] = {k: str(d) for k in r}
             continue
         if not (np.array_equal(r["numbers"], merged["numbers"])
                 and np.allclose(r["positions"], merged["positions"], atol=1e-6)):

@@ -273,9 +273,10 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
     """Copy ``run_dir/ff.pt`` (+ ``h.pt``) to ``pretrained_dir/name/`` and register them.
 
     ``validation_dir``: the twisted validation results to measure on, one folder or several in
-    order of precedence (default: ``validation`` beside the dataset); ``k_density``: the k-mesh rule the model was trained on — the training
-    data summary and the held-out band attribution then count only chunks of that rule (the
-    validation cells should be of the same rule)."""
+    order of precedence (default: ``validation`` beside the dataset); ``k_density``: the k-mesh
+    rule the model was trained on — the training data summary and the held-out band attribution
+    then count only chunks of that rule (the validation forces should be of a converged rule;
+    the card names each array's folder)."""
     from wander_gui.dft.dataset import dataset_info
     from wander_gui.ml.registry import sha256
     run_dir, pre = Path(run_dir), Path(pretrained_dir)
