@@ -160,6 +160,12 @@ def structure_from_arrays(arrays):
     return a
 
 
+def same_structure(a, b) -> bool:
+    """Whether two stored results (chunks, validation results) hold the same atoms at the same
+    positions (to 1e-6 Å), so that their labels can be compared or combined."""
+    return bool(np.array_equal(a["numbers"], b["numbers"]) and np.allclose(a["positions"], b["positions"], atol=1e-6))
+
+
 def pack_pairs(pairs, counts) -> dict:
     """Compact storage of pair blocks: indices, shifts and the n_i×n_j values, float32."""
     vals = [b[:counts[i], :counts[j]].ravel() for (i, j), b in zip(pairs.ij, pairs.block)]
@@ -429,7 +435,7 @@ def compare_labels(a, b) -> dict:
     for key in ("numbers", "positions", "forces"):
         if key not in a or key not in b:
             raise DataError(f"both labels need '{key}'")
-    if not (np.array_equal(a["numbers"], b["numbers"]) and np.allclose(a["positions"], b["positions"], atol=1e-6)):
+    if not same_structure(a, b):
         raise DataError("the two labels are of different structures")
     atoms = structure_from_arrays(a)
     d = np.asarray(a["forces"], float) - np.asarray(b["forces"], float)

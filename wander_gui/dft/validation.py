@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wander_gui.dft.dataset import chunk_k_density, has_current_label, save_chunk, structure_arrays
+from wander_gui.dft.dataset import (chunk_k_density, has_current_label, same_structure, save_chunk,
+                                    structure_arrays)
 from wander_gui.dft.settings import LEVEL_OF_THEORY, DFTSettings
 from wander_gui.errors import DataError
 
@@ -57,8 +58,7 @@ def load_merged(dirs, name: str) -> dict | None:
             merged = dict(r)
             merged["sources"] = {k: str(d) for k in r}
             continue
-        if not (np.array_equal(r["numbers"], merged["numbers"])
-                and np.allclose(r["positions"], merged["positions"], atol=1e-6)):
+        if not same_structure(r, merged):
             raise DataError(f"{name}: {merged['sources']['positions']} and {d} hold different structures; "
                             "their results cannot be combined")
         for k, v in r.items():
