@@ -244,3 +244,46 @@ def test_equilibrium_plan_has_small_displacements_and_its_own_names():
     assert max(abs(s.strain_percent) for s in specs) <= STRAIN_MAX
     atoms = build_config(specs[2])
     assert len(atoms) == 24 and atoms.info["config"] == specs[2].name
+
+
+def test_wannier_backfill_redoes_the_scf_when_the_density_is_gone(tmp_path, monkeypatch, caplog):
+    """A chunk with energy and forces but no Wannier label and no stored density (a fresh
+    checkout) is completed by a new SCF: the chunk is rewritten from that run, its density is
+    kept, and a disagreement with the stored label beyond SCF tolerance is reported."""
+    import logging
+    from types import SimpleNamespace
+
+    from wander_gui.dft import run
+    spec = next(config_spec(i) for i in range(50) if config_spec(i).supercell == 1 and config_spec(i).wannier)
+    atoms = build_config(spec)
+    out, work = tmp_path / "ds", tmp_path / "work"
+    f_stored = np.full((len(atoms), 3), 0.1)
+    ds.save_chunk(ds.chunk_path(out, spec.name), {**ds.structure_arrays(atoms), "energy": np.float64(-50.0),
+                                                   "forces": f_stored.astype(np.float32), **CURRENT})
+
+    def fake_scf(a, settings, txt=None, shift=0.0):
+        calc = SimpleNamespace(write=lambda p: Path(p).write_text("density"))
+        return SimpleNamespace(energy=-50.0 + shift * len(a), forces=f_stored + shift, energy_d3=-1.0, vacuum=4.0,
+                               vacuum_step=0.0, fermi=-5.0, seconds=1.0, kmesh=(1, 1, 1), calc=calc)
+    calls = []
+    monkeypatch.setattr(run, "scf", lambda a, s, txt=None: calls.append("scf") or fake_scf(a, s, shift=0.0005))
+    monkeypatch.setattr(ds, "wannier_arrays", lambda calc, a, vac, w, name, txt: {
+        "pair_values": np.zeros((1, 5, 5), np.float32), "wannier_version": np.int16(WANNIER_VERSION),
+        "fidelity_near_gap_eV": np.float32(0.003)})
+    with caplog.at_level(logging.WARNING, logger=ds.log.name):
+        info = ds.label_config(spec, out, work, DFTSettings())
+    assert calls == ["scf"] and info["fidelity_meV"] == pytest.approx(3.0)
+    assert (work / "gpw" / f"{spec.name}.gpw").exists()
+    assert ds.is_done(out, spec.name, wannier=True, k_density=DFTSettings().k_density)
+    with np.load(ds.chunk_path(out, spec.name)) as z:
+        assert float(z["energy"]) == pytest.approx(-50.0 + 0.0005 * len(atoms))  # from the new run
+        assert np.allclose(z["forces"], f_stored + 0.0005)
+    assert not [r for r in caplog.records if "differs" in r.message]  # within SCF tolerance
+    # a redone SCF far from the stored label is reported (and its result kept)
+    ds.save_chunk(ds.chunk_path(out, spec.name), {**ds.structure_arrays(atoms), "energy": np.float64(-50.0),
+                                                   "forces": f_stored.astype(np.float32), **CURRENT})
+    (work / "gpw" / f"{spec.name}.gpw").unlink()
+    monkeypatch.setattr(run, "scf", lambda a, s, txt=None: fake_scf(a, s, shift=0.05))
+    with caplog.at_level(logging.WARNING, logger=ds.log.name):
+        ds.label_config(spec, out, work, DFTSettings())
+    assert [r for r in caplog.records if "differs" in r.message]

@@ -36,6 +36,9 @@ WANNIER_KEYS = frozenset({"pair_ij", "pair_shift", "pair_values", "wannier_versi
                           "frozen_window", "wannier_mesh", "vbm", "cbm", "wannier_seconds", "centre_offset_max",
                           "hopping_centroid_max"})
 FIDELITY_LIMIT_EV = 0.025  # eV, largest near-gap band error at off-mesh k (the mean error is ~5x lower)
+#: a redone SCF (density lost) may differ from the stored label by SCF tolerance only
+REDO_ENERGY_TOL = 1e-3  # eV/atom
+REDO_FORCE_TOL = 0.01  # eV/Å
 
 
 def chunk_path(out: Path, name: str) -> Path:
@@ -235,7 +238,10 @@ def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings 
     """Run SCF (+ Wannier label) for one configuration and write its chunk.
 
     A chunk that already has energy and forces but lacks its Wannier label is completed
-    from the stored density (``work/gpw``) without a new SCF.
+    from the stored density (``work/gpw``) without a new SCF. Where that density is gone (a
+    fresh checkout: ``work`` is not versioned) the SCF is redone, checked against the stored
+    energy and forces, and the chunk is rewritten from the new run so that its Hamiltonian
+    and forces come from one density.
     """
     from wander_gui.dft.run import scf
     atoms = build_config(spec)
@@ -243,13 +249,16 @@ def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings 
     txt.parent.mkdir(parents=True, exist_ok=True)
     gpw = Path(work) / "gpw" / f"{spec.name}.gpw"
     path = chunk_path(out, spec.name)
+    stored = None  # energy and forces of an existing chunk whose density must be recomputed
     # a chunk of the current k-mesh rule: backfill (or recompute an outdated) Wannier label
-    if path.exists() and _stored_k_density(path) == settings.k_density:
+    if path.exists() and _stored_k_density(path) == settings.k_density and not gpw.exists():
+        with np.load(path) as z:
+            stored = float(z["energy"]), np.array(z["forces"], np.float64)
+        log.info("%s: no stored density %s; redoing the SCF for the Wannier label", spec.name, gpw)
+    elif path.exists() and _stored_k_density(path) == settings.k_density:
         with np.load(path) as z:
             arrays = {k: z[k] for k in z.files if k not in WANNIER_KEYS}
             outdated = "pair_values" in z.files
-        if not gpw.exists():
-            raise DataError(f"{spec.name}: no stored density {gpw} to add the Wannier label")
         if outdated:  # never keep a label made by an older method, even if the new one fails
             save_chunk(path, arrays)
         from gpaw import GPAW
@@ -259,6 +268,12 @@ def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings 
         return {"name": spec.name, "atoms": len(atoms), "wannier": True,
                 "fidelity_meV": 1000 * float(arrays["fidelity_near_gap_eV"])}
     res = scf(atoms, settings, txt=str(txt))
+    if stored is not None:
+        de = abs(res.energy - stored[0]) / len(atoms)
+        df = float(np.abs(res.forces - stored[1]).max())
+        if de > REDO_ENERGY_TOL or df > REDO_FORCE_TOL:
+            log.warning("%s: the redone SCF differs from the stored label by %.2f meV/atom, %.1f meV/Å (max); "
+                        "keeping the new one", spec.name, 1000 * de, 1000 * df)
     arrays = structure_arrays(atoms)
     arrays.update(energy=np.float64(res.energy), forces=res.forces.astype(np.float32),
                   energy_d3=np.float64(res.energy_d3), vacuum_level=np.float64(res.vacuum),
