@@ -1,12 +1,14 @@
 """Optimiser, learning-rate schedule and resumable checkpoints shared by the trainers.
 
 ``<prefix>_last.pt`` holds ``{config, state_dict, optimizer, scheduler, epoch, best,
-best_epoch}`` after every epoch (training resumes from it when the model configuration is
-the same); ``<prefix>_best.pt`` holds ``{config, state_dict}`` of the best validation score.
+best_epoch}`` (and ``ema``, ``ema_steps`` with weight averaging) after every epoch (training
+resumes from it when the model configuration is the same); ``<prefix>_best.pt`` holds
+``{config, state_dict}`` of the best validation score (the averaged weights with averaging).
 """
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -15,11 +17,19 @@ log = logging.getLogger(__name__)
 
 
 class TrainingState:
-    """Adam + ReduceLROnPlateau for ``model``, resumed from ``out_dir/<prefix>_last.pt``."""
+    """Adam + ReduceLROnPlateau for ``model``, resumed from ``out_dir/<prefix>_last.pt``.
+
+    With ``ema_decay`` an exponential moving average of the weights is kept (updated by
+    :meth:`update_ema` after every optimiser step, decay min(ema_decay, (1+n)/(10+n)) at step n);
+    validation runs on it (:meth:`averaged`) and it is what the best checkpoint stores.
+    Single-configuration Adam steps make the weights of consecutive epochs scatter; their
+    average does not.
+    """
 
     def __init__(self, model: torch.nn.Module, out_dir, prefix: str, *, lr: float, lr_min: float,
-                 plateau_patience: int, resume: bool = True):
+                 plateau_patience: int, resume: bool = True, ema_decay: float | None = None):
         self.model, self.out_dir, self.prefix = model, Path(out_dir), prefix
+        self.ema_decay, self.ema_steps, self.ema = ema_decay, 0, None
         self.opt = torch.optim.Adam(model.parameters(), lr=lr)
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, factor=0.5, patience=plateau_patience,
                                                                 min_lr=lr_min)
@@ -31,8 +41,12 @@ class TrainingState:
                 self.opt.load_state_dict(ck["optimizer"])
                 self.sched.load_state_dict(ck["scheduler"])
                 self.start, self.best, self.best_epoch = int(ck["epoch"]) + 1, float(ck["best"]), int(ck["best_epoch"])
+                if ema_decay and "ema" in ck:
+                    self.ema, self.ema_steps = ck["ema"], int(ck["ema_steps"])
             else:
                 log.warning("%s is from another model configuration: not resumed", self.last_path)
+        if ema_decay and self.ema is None:
+            self.ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     @property
     def last_path(self) -> Path:
@@ -46,16 +60,44 @@ class TrainingState:
     def lr(self) -> float:
         return self.opt.param_groups[0]["lr"]
 
+    def update_ema(self) -> None:
+        """Fold the current weights into the moving average (no-op without averaging)."""
+        if self.ema is None:
+            return
+        decay = min(self.ema_decay, (1 + self.ema_steps) / (10 + self.ema_steps))
+        self.ema_steps += 1
+        with torch.no_grad():
+            for k, v in self.model.state_dict().items():
+                if v.dtype.is_floating_point:
+                    self.ema[k].mul_(decay).add_(v, alpha=1 - decay)
+                else:
+                    self.ema[k].copy_(v)
+
+    @contextmanager
+    def averaged(self):
+        """Within the block the model holds the averaged weights (the raw ones without averaging)."""
+        if self.ema is None:
+            yield self.model
+            return
+        raw = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self.ema)
+        try:
+            yield self.model
+        finally:
+            self.model.load_state_dict(raw)
+
     def end_epoch(self, epoch: int, score: float) -> None:
-        """Step the schedule on the validation ``score``, keep the best model, write the
-        resumable checkpoint."""
+        """Step the schedule on the validation ``score`` (of the averaged weights, with
+        averaging), keep the best model, write the resumable checkpoint."""
         self.sched.step(score)
         if score < self.best:
             self.best, self.best_epoch = score, epoch
-            torch.save({"config": self.model.config, "state_dict": self.model.state_dict()}, self.best_path)
+            best = self.model.state_dict() if self.ema is None else self.ema
+            torch.save({"config": self.model.config, "state_dict": best}, self.best_path)
+        extra = {} if self.ema is None else {"ema": self.ema, "ema_steps": self.ema_steps}
         torch.save({"config": self.model.config, "state_dict": self.model.state_dict(),
                     "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "epoch": epoch,
-                    "best": self.best, "best_epoch": self.best_epoch}, self.last_path)
+                    "best": self.best, "best_epoch": self.best_epoch, **extra}, self.last_path)
 
     def load_best(self) -> None:
         self.model.load_state_dict(torch.load(self.best_path, weights_only=True)["state_dict"])

@@ -40,6 +40,9 @@ class HTrainConfig:
     #: (MAE of the VBM-aligned eigenvalues at ``band_kpoints`` path points, vs the DFT Wannier H):
     #: head fits with the same block MAE were measured 21–55 meV apart in their band errors
     select_on_bands: bool = True
+    #: exponential moving average of the weights (decay per optimiser step; 0: off), used for
+    #: validation and kept as the model (see :class:`~wander_gui.ml.checkpoints.TrainingState`)
+    ema_decay: float = 0.0
     #: weight of the vacuum-step term (models with ``layer_dipole``): mean squared error (eV²) of
     #: the predicted dipole step between the two vacuum levels over every training-split
     #: configuration that stores it, energies-and-forces ones included
@@ -324,7 +327,7 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
         if new or unexpected:
             raise RuntimeError(f"init_state does not fit this model: missing {new}, unexpected {unexpected}")
     state = TrainingState(hm, out_dir, "h", lr=cfg.lr, lr_min=cfg.lr_min, plateau_patience=cfg.plateau_patience,
-                          resume=resume)
+                          resume=resume, ema_decay=cfg.ema_decay or None)
     opt = state.opt
     start = state.start
     it = range(start, cfg.epochs)
@@ -360,7 +363,8 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
             opt.zero_grad()
             loss.backward()
             opt.step()
-        with torch.no_grad():
+            state.update_ema()
+        with torch.no_grad(), state.averaged():
             errs = [_val_errors(hm, e) for e in val]
         block = sum(b for b, _ in errs) / len(errs)
         band_errs = [g for _, g in errs if g is not None]
