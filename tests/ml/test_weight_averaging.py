@@ -37,3 +37,15 @@ def test_moving_average_of_weights_is_validated_kept_as_best_and_resumed(tmp_pat
     plain = TrainingState(Tiny(2, 1), tmp_path / "plain", "t", lr=0.1, lr_min=1e-4, plateau_patience=5)
     plain.update_ema()
     assert plain.ema is None
+
+
+def test_force_field_training_keeps_the_averaged_weights(tmp_path):
+    from wander_gui.ml.data import load_samples
+    from wander_gui.ml.train_ff import FFTrainConfig, train_forcefield
+    samples = load_samples("pretrained/dataset")[:6]
+    model, _ = train_forcefield(samples, FFTrainConfig(epochs=1, batch_size=1, ema_decay=0.9), out_dir=tmp_path,
+                                progress=False)
+    last = torch.load(tmp_path / "ff_last.pt", weights_only=True)
+    assert last["ema_steps"] > 0
+    name = next(k for k, v in last["ema"].items() if v.dtype.is_floating_point and not torch.equal(v, last["state_dict"][k]))
+    assert torch.allclose(model.state_dict()[name], last["ema"][name])  # the returned model is the average

@@ -28,6 +28,9 @@ class FFTrainConfig:
     plateau_patience: int = 10
     weight_energy: float = 10.0  # on (ΔE per atom)², eV²
     weight_forces: float = 1.0  # on ΔF², (eV/Å)²
+    #: exponential moving average of the weights (decay per optimiser step; 0: off), used for
+    #: validation and kept as the model (see :class:`~wander_gui.ml.checkpoints.TrainingState`)
+    ema_decay: float = 0.0
     model: dict = field(default_factory=lambda: dict(r_c=5.2, r_s=4.7, m1=16, m2=4, embed=[16, 16],
                                                      hidden=[64, 32]))
 
@@ -128,7 +131,7 @@ def train_forcefield(samples: list[Sample], cfg: FFTrainConfig, *, out_dir, resu
     else:
         fit_statistics(model, train)
     state = TrainingState(model, out_dir, "ff", lr=cfg.lr, lr_min=cfg.lr_min,
-                          plateau_patience=cfg.plateau_patience, resume=resume)
+                          plateau_patience=cfg.plateau_patience, resume=resume, ema_decay=cfg.ema_decay or None)
     opt = state.opt
     bar = _progress(range(state.start, cfg.epochs), progress)
     history = []
@@ -147,9 +150,11 @@ def train_forcefield(samples: list[Sample], cfg: FFTrainConfig, *, out_dir, resu
             opt.zero_grad()
             loss.backward()
             opt.step()
+            state.update_ema()
             tot += loss.item() * len(chunk)
         model.eval()
-        m = evaluate(model, val)
+        with state.averaged():
+            m = evaluate(model, val)
         score = m["force_mae_meV_per_A"] + 10 * m["energy_mae_meV_per_atom"]
         history.append({"epoch": epoch, "train_loss": tot / len(train_epoch), **{f"val_{k}": v for k, v in m.items()}})
         state.end_epoch(epoch, score)
