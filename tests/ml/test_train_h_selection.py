@@ -27,7 +27,7 @@ def test_heads_are_selected_on_validation_blocks_plus_bands(tmp_path):
     parts = split([s.name for s in samples])
     assert "val" in parts.values()  # else there is nothing to select on
     torch.manual_seed(0)
-    cfg = HTrainConfig(epochs=4, patience=100, band_kpoints=4)
+    cfg = HTrainConfig(epochs=4, patience=100, band_kpoints=4, select_on_bands=True)
     cfg.model["r_max"] = 6.0
     _, m = train_hamiltonian(samples, ForceField().double(), cfg, out_dir=tmp_path, progress=False)
     hist = np.array(m["val_history"], float)
