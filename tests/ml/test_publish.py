@@ -42,9 +42,12 @@ def test_publish_then_load_by_name(tiny_model_dir, tmp_path, monkeypatch):
     # ... and with a k-mesh rule the training-data summary counts only that rule's chunks
     from wander_gui.dft.dataset import dataset_info
     rule, counts = sorted(dataset_info(pre / "dataset")["by_k_density"].items())[-1]
+    # (heads trained on another folder, --h-data: that folder's labels are counted and named)
     again = publish.publish(run, "mos2-test", pretrained_dir=pre, dataset_dir=pre / "dataset", k_density=float(rule),
-                            validation_dir=pre / "validation")
+                            validation_dir=pre / "validation", h_dataset_dir=pre / "dataset")
     assert again["training_data"] == counts and f"ceil({rule} A / L)" in again["level_of_theory"]
+    assert again["hamiltonian_data"]["n_hamiltonian_configs"] == dataset_info(pre / "dataset")["n_hamiltonian_configs"]
+    assert f"Wannier-labelled configurations of `{pre / 'dataset'}`" in (pre / "README.md").read_text()
     if (pre / "validation" / "tw21.79-R" / "result.npz").exists():  # several folders: each array's source kept
         import numpy as np
         forces_only = tmp_path / "forces-only"

@@ -20,6 +20,9 @@ def add_arguments(p) -> None:
     p.add_argument("--k-density", type=float, default=None, metavar="A",
                    help="train only on chunks computed with this k-mesh rule (Å; the rule changed from 12 to 18 "
                         "on 2026-11-23); default: all, with a warning when levels are mixed")
+    p.add_argument("--h-data", nargs="+", default=None, metavar="DIR",
+                   help="train the Hamiltonian heads on these dataset folder(s) instead of --data (e.g. Wannier "
+                        "labels of another k-mesh rule while the force field uses --data); recorded at --publish")
     p.add_argument("--init", default=None,
                    help="fine-tune: start from this model directory (ff.pt and, if present, h.pt)")
     p.add_argument("--no-resume", action="store_true")
@@ -84,13 +87,20 @@ def run(args) -> int:
             h_init = torch.load(Path(args.init) / "h.pt", weights_only=True)
             hcfg.model.update(h_init["config"])  # same architecture as the model being fine-tuned
             h_init = h_init["state_dict"]
-        hm, m = train_hamiltonian(samples, ff, hcfg, out_dir=out, resume=not args.no_resume, init_state=h_init)
+        h_samples = samples
+        if args.h_data:
+            from wander_gui.dft.dataset import has_current_label
+            h_samples = load_samples(args.h_data)
+            print(f"Hamiltonian heads: {sum(has_current_label(s.chunk) for s in h_samples)} Wannier-labelled "
+                  f"configurations of {', '.join(args.h_data)}")
+        hm, m = train_hamiltonian(h_samples, ff, hcfg, out_dir=out, resume=not args.no_resume, init_state=h_init)
         shutil.copy(out / "h_best.pt", out / "h.pt")
         print("hamiltonian:", json.dumps(m["test"] or m["val"], indent=1))
     if args.publish:
         from wander_gui.ml.publish import publish
         from wander_gui.ml.registry import PRETRAINED
         entry = publish(out, args.publish, pretrained_dir=PRETRAINED, dataset_dir=args.data[0],
-                        description=args.description, validation_dir=args.validation, k_density=args.k_density)
+                        description=args.description, validation_dir=args.validation, k_density=args.k_density,
+                        h_dataset_dir=args.h_data[0] if args.h_data else None)
         print(f"published {entry['name']} to {PRETRAINED / entry['name']}")
     return 0

@@ -145,6 +145,9 @@ def model_card_section(entry: dict) -> str:
              f"Dataset at publication: {entry['training_data']['n_configs']} configurations with energies and forces, "
              f"{entry['training_data']['n_hamiltonian_configs']} with Wannier Hamiltonians "
              f"({entry['level_of_theory']}). Split 80/10/10 by configuration (seed {entry['seed']}).", "",
+             *([f"Hamiltonian heads trained on another dataset: {hd['n_hamiltonian_configs']} Wannier-labelled "
+                f"configurations of `{hd['folder']}` ({hd['level_of_theory']}).", ""]
+               if (hd := entry.get("hamiltonian_data")) else []),
              "| force field | n configs | energy MAE (meV/atom) | force MAE (meV/Å) | force RMSE (meV/Å) |",
              "|---|---|---|---|---|"]
     for part in ("train", "val", "test"):
@@ -268,15 +271,24 @@ def update_model_card(readme: Path, entry: dict) -> None:
     readme.write_text(text)
 
 
+def _h_data_summary(h_dataset_dir) -> dict:
+    from wander_gui.dft.dataset import dataset_info
+    info = dataset_info(h_dataset_dir)
+    return {"folder": str(h_dataset_dir), "n_hamiltonian_configs": info["n_hamiltonian_configs"],
+            "level_of_theory": info["level_of_theory"]}
+
+
 def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = "MoS2",
-            description: str = "", validation_dir=None, k_density: float | None = None) -> dict:
+            description: str = "", validation_dir=None, k_density: float | None = None,
+            h_dataset_dir=None) -> dict:
     """Copy ``run_dir/ff.pt`` (+ ``h.pt``) to ``pretrained_dir/name/`` and register them.
 
     ``validation_dir``: the twisted validation results to measure on, one folder or several in
     order of precedence (default: ``validation`` beside the dataset); ``k_density``: the k-mesh
     rule the model was trained on — the training data summary and the held-out band attribution
     then count only chunks of that rule (the validation forces should be of a converged rule;
-    the card names each array's folder)."""
+    the card names each array's folder); ``h_dataset_dir``: where the heads' Wannier labels came
+    from when not from ``dataset_dir`` (counted and named in the training data summary)."""
     from wander_gui.dft.dataset import dataset_info
     from wander_gui.ml.registry import sha256
     run_dir, pre = Path(run_dir), Path(pretrained_dir)
@@ -313,6 +325,7 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
              "level_of_theory": info["level_of_theory"], "seed": cfg.get("seed"),
              "config": {k: v.get("config") for k, v in metrics.items()},
              "training_data": {k: info[k] for k in ("n_configs", "n_hamiltonian_configs", "n_atoms_total")},
+             **({"hamiltonian_data": _h_data_summary(h_dataset_dir)} if h_dataset_dir is not None else {}),
              "metrics": {**{k: {p: v.get(p) for p in ("train", "val", "test", "bands", "vacuum_step")
                                 if v.get(p) is not None}
                             for k, v in metrics.items()},
