@@ -29,8 +29,11 @@ class FFTrainConfig:
     weight_energy: float = 10.0  # on (ΔE per atom)², eV²
     weight_forces: float = 1.0  # on ΔF², (eV/Å)²
     #: exponential moving average of the weights (decay per optimiser step; 0: off), used for
-    #: validation and kept as the model (see :class:`~wander_gui.ml.checkpoints.TrainingState`)
-    ema_decay: float = 0.0
+    #: validation and kept as the model (see :class:`~wander_gui.ml.checkpoints.TrainingState`).
+    #: Measured 2026-11-24 (pretrained/experiments/k18-rs3.5*.json, 400 epochs, batch 1): twisted
+    #: 21.79° R / H force MAE 10.5 / 12.2 (seed 0) and 9.8 / 15.4 (seed 1) meV/Å with 0.998 against
+    #: 11.9 / 15.3 and 12.5 / 17.7 without
+    ema_decay: float = 0.998
     model: dict = field(default_factory=lambda: dict(r_c=5.2, r_s=4.7, m1=16, m2=4, embed=[16, 16],
                                                      hidden=[64, 32]))
 
