@@ -37,8 +37,8 @@ class HTrainConfig:
     band_weight: float = 0.0
     band_kpoints: int = 12
     #: early stopping and model selection also score the validation cells' near-gap bands
-    #: (MAE of the VBM-aligned eigenvalues at ``band_kpoints`` path points, vs the DFT Wannier H).
-    #: Off by default: the distorted untwisted validation cells have band errors of 40–420 meV that
+    #: (MAE of the VBM-aligned eigenvalues at ``band_kpoints`` path points, vs the DFT Wannier H;
+    #: always with ``band_weight`` > 0). Off by default: the distorted untwisted validation cells have band errors of 40–420 meV that
     #: swamp the block term and do not track the twisted cells' (measured 2026-11-24: it picked
     #: epoch 22 of 120, twisted bands 117 meV, where the last epoch gives 42)
     select_on_bands: bool = False
