@@ -74,3 +74,32 @@ def test_a_relaxation_keeps_the_dft_settings_it_started_with(tmp_path):
     old.mkdir()
     assert _pinned_settings(old, None, resumed=True).k_density == LEGACY_K_DENSITY
     assert _pinned_settings(old, None, resumed=True).k_density == LEGACY_K_DENSITY
+
+
+def test_validation_relaxation_state_is_kept_beside_the_result(tmp_path, monkeypatch):
+    """The resumable state of a validation cell's DFT relaxation lives in the versioned
+    results folder (a relaxation outlasts a working session; the work folder does not survive
+    a fresh checkout), logs in the work folder; a state left in the work folder by an earlier
+    version is carried over, and a started relaxation keeps its own DFT settings."""
+    from wander_gui.dft import relax, validation
+    from wander_gui.dft.settings import DFTSettings
+    calls = []
+
+    def fake(atoms, out_dir, *, settings=None, fmax=0.02, steps=200, make_calculator=None, log_dir=None):
+        calls.append({"out": out_dir, "logs": log_dir, "settings": settings,
+                      "carried": (out_dir / "relax.traj").exists()})
+        (out_dir / "settings.json").write_text(json.dumps({"k_density": 12.0}))
+        (out_dir / "steps.json").write_text(json.dumps([{"seconds": 1.0, "fmax": 0.01}]))
+        return {"converged": True, "steps": 1, "fmax": 0.01, "atoms": atoms}
+    monkeypatch.setattr(relax, "dft_relax", fake)
+    out, work = tmp_path / "validation", tmp_path / "work"
+    (work / "tw21.79-R" / "relax").mkdir(parents=True)
+    (work / "tw21.79-R" / "relax" / "relax.traj").write_bytes(b"old state")
+    twelve = DFTSettings(k_density=12.0)
+    validation.relax_reference("tw21.79-R", out, work, settings=twelve)
+    state = out / "tw21.79-R" / "relax"
+    assert calls[0] == {"out": state, "logs": work / "tw21.79-R" / "relax", "settings": twelve, "carried": True}
+    with np.load(out / "tw21.79-R" / "result.npz") as z:
+        assert bool(z["relax_converged"]) and int(z["relax_steps"]) == 1
+    validation.relax_reference("tw21.79-R", out, work, settings=DFTSettings())  # started: its own settings
+    assert calls[1]["settings"] is None

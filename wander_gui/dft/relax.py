@@ -29,7 +29,7 @@ def _pinned_settings(out: Path, settings, *, resumed: bool):
 
 
 def dft_relax(atoms, out_dir, *, settings=None, fmax: float = 0.02, steps: int = 200,
-              make_calculator=None) -> dict:
+              make_calculator=None, log_dir=None) -> dict:
     """BFGS relaxation; each step appended to ``out_dir/relax.traj``; a rerun continues from
     the last written structure with the BFGS Hessian saved after every step
     (``bfgs_hessian.json``), so an interrupted run loses one SCF, not its curvature history.
@@ -37,7 +37,8 @@ def dft_relax(atoms, out_dir, *, settings=None, fmax: float = 0.02, steps: int =
     replaces GPAW PBE + D3(BJ) (tests use a cheap one). The DFT settings of a trajectory are
     kept in ``settings.json`` and a resumed run uses them, whatever the current default, so
     one relaxation never mixes levels of theory (trajectories started before the file
-    existed ran with the legacy k-mesh rule)."""
+    existed ran with the legacy k-mesh rule). ``log_dir``: where the GPAW and BFGS text logs go
+    (default ``out_dir``), so that ``out_dir`` can hold only the small resumable state."""
     import json
 
     from ase.io import read
@@ -47,6 +48,8 @@ def dft_relax(atoms, out_dir, *, settings=None, fmax: float = 0.02, steps: int =
     from wander_gui.core.layers import ensure_layers
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    logs = Path(log_dir) if log_dir is not None else out
+    logs.mkdir(parents=True, exist_ok=True)
     traj_path = out / "relax.traj"
     a = atoms.copy()
     layer = ensure_layers(atoms)
@@ -59,14 +62,14 @@ def dft_relax(atoms, out_dir, *, settings=None, fmax: float = 0.02, steps: int =
 
         from wander_gui.dft.run import make_gpaw
         settings = _pinned_settings(out, settings, resumed=traj_path.exists() and traj_path.stat().st_size > 0)
-        a.calc = SumCalculator([make_gpaw(a, settings, txt=str(out / "gpaw.txt")),
+        a.calc = SumCalculator([make_gpaw(a, settings, txt=str(logs / "gpaw.txt")),
                                 DFTD3(method="PBE", damping="d3bj")])
     else:
         a.calc = make_calculator(a, out)
     log_path = out / "steps.json"
     times = json.loads(log_path.read_text()) if log_path.exists() else []
     traj = Trajectory(traj_path, "a", a)
-    opt = BFGS(a, logfile=str(out / "bfgs.log"), restart=str(out / "bfgs_hessian.json"))
+    opt = BFGS(a, logfile=str(logs / "bfgs.log"), restart=str(out / "bfgs_hessian.json"))
     t_last = [time.perf_counter()]
 
     def record():

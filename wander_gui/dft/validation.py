@@ -155,17 +155,31 @@ def add_validation_vacuum_steps(out="pretrained/validation", work="work_dft/vali
 
 
 def relax_reference(name: str, out="pretrained/validation", work="work_dft/validation", *,
-                    fmax: float = 0.02, steps: int = 200) -> dict:
-    """Fixed-cell DFT relaxation of a validation cell (resumable through its trajectory in
-    ``work``); the final positions, step count and wall times go into its result.npz."""
-    import json
+                    fmax: float = 0.02, steps: int = 200, settings: DFTSettings | None = None) -> dict:
+    """Fixed-cell DFT relaxation of a validation cell; the final positions, step count and
+    wall times go into its result.npz. It takes hours, more than one working session, so its
+    resumable state (trajectory, BFGS Hessian, step times, DFT settings: tens of kB) lives
+    beside the result in ``out/<name>/relax`` — versioned with it — and the text logs in
+    ``work``. ``settings``: for a new relaxation (a started one keeps its own)."""
+    import shutil
+    from dataclasses import asdict
 
     from wander_gui.dft.relax import dft_relax
     atoms = cell_atoms(name)
-    r = dft_relax(atoms, Path(work) / name / "relax", fmax=fmax, steps=steps)
+    state, logs = Path(out) / name / "relax", Path(work) / name / "relax"
+    if not (state / "relax.traj").exists() and (logs / "relax.traj").exists():  # state kept in work before
+        state.mkdir(parents=True, exist_ok=True)
+        for f in RELAX_STATE_FILES:
+            if (logs / f).exists():
+                shutil.copy(logs / f, state / f)
+    started = (state / "settings.json").exists()
+    if started and settings is not None and json.loads((state / "settings.json").read_text()) != asdict(settings):
+        log.info("%s: continuing the relaxation with the DFT settings it started with (%s)", name,
+                 state / "settings.json")
+    r = dft_relax(atoms, state, fmax=fmax, steps=steps, log_dir=logs, settings=None if started else settings)
     res_path = Path(out) / name / "result.npz"
     arrays = dict(np.load(res_path)) if res_path.exists() else structure_arrays(atoms)
-    times = json.loads((Path(work) / name / "relax" / "steps.json").read_text())
+    times = json.loads((state / "steps.json").read_text())
     arrays.update(relaxed_positions=r["atoms"].positions.astype(np.float32),
                   relax_converged=np.bool_(r["converged"]), relax_fmax=np.float32(r["fmax"]),
                   relax_steps=np.int32(len(times)),
@@ -173,6 +187,9 @@ def relax_reference(name: str, out="pretrained/validation", work="work_dft/valid
     save_chunk(res_path, arrays)
     return r
 
+
+#: what a DFT relaxation needs to continue (see :func:`~wander_gui.dft.relax.dft_relax`)
+RELAX_STATE_FILES = ("relax.traj", "bfgs_hessian.json", "steps.json", "settings.json")
 
 #: the twisted cells' Wannier step sized for one 2-core machine session: a 3×3 mesh for the
 #: 8.4 Å 21.79° cell (Born–von Kármán 25 Å ≥ 2 × the 12 Å pair radius), 3 check points,
@@ -189,7 +206,7 @@ def run_validation(out="pretrained/validation", work="work_dft/validation", *, n
         single_point(cell_atoms(name), Path(out) / name, Path(work) / name, wannier=wannier, settings=settings,
                      **opts)
         if relax:
-            relax_reference(name, out, work)
+            relax_reference(name, out, work, settings=settings)
 
 
 def validation_info(out="pretrained/validation") -> tuple[list, dict]:
