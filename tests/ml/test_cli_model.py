@@ -155,3 +155,26 @@ def test_train_k_density_selects_training_data_but_keeps_fine_tuning_cells(tmp_p
     assert r.returncode == 0, r.stderr
     assert f"training data: {len(rules[18.0])} configurations of the 18 Å k-mesh rule + {len(tune)} fine-tuning cells" \
         in r.stdout
+
+
+def test_heads_train_on_h_data_when_given(model_dir, tmp_path):
+    """--h-data: the heads learn from that folder's Wannier labels, whatever --data holds (here
+    the fine-tuning cells, which carry none: without --h-data there is nothing to fit)."""
+    import shutil
+    from pathlib import Path
+    from wander_gui.dft.dataset import has_current_label
+    tune = Path(DATA).parent / "finetune"
+    assert not any(has_current_label(np.load(c)) for c in (tune / "chunks").glob("*.npz"))
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"h": {"epochs": 1, "model": {"r_max": 6.0}}}')
+    for d in ("plain", "h-data"):
+        (tmp_path / d).mkdir()
+        shutil.copy(model_dir / "ff.pt", tmp_path / d / "ff.pt")
+    r = wander("train", "--data", str(tune), "--what", "h", "--config", str(cfg), "--out", str(tmp_path / "plain"))
+    assert r.returncode != 0 and "no configuration carries a current Wannier label" in r.stderr
+    r = wander("train", "--data", str(tune), "--h-data", DATA, "--what", "h", "--config", str(cfg),
+               "--out", str(tmp_path / "h-data"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    n = sum(has_current_label(np.load(c)) for c in Path(DATA, "chunks").glob("*.npz"))
+    assert f"Hamiltonian heads: {n} Wannier-labelled configurations of {DATA}" in r.stdout
+    assert (tmp_path / "h-data" / "h.pt").exists()
