@@ -102,3 +102,37 @@ def _train_names(samples):
     from wander_gui.ml.data import split
     parts = split([s.name for s in samples])
     return [n for n, p in parts.items() if p == "train"]
+
+
+def test_repeat_plans_count_a_plans_training_configurations_more_often(tmp_path, monkeypatch):
+    """FFTrainConfig.repeat_plans: each training-split configuration of the named sampling plan
+    is passed W times per epoch; held-out ones stay held out; unknown plans are refused."""
+    import pytest
+
+    import wander_gui.ml.train_ff as tf
+    from wander_gui.dft.sampling import plan_of
+    from wander_gui.errors import InputError
+    from wander_gui.ml.data import split
+    from wander_gui.ml.train_ff import FFTrainConfig, train_forcefield
+    assert (plan_of("e0012-1x1-R"), plan_of("c0003-2x2-H"), plan_of("t001-tw12-H"), plan_of("mos2-import")) == \
+        ("equilibrium", "bilayers", "finetune", None)
+    samples = load_samples("pretrained/dataset")
+    eq = [s for s in samples if plan_of(s.name) == "equilibrium"][:6]
+    main = [s for s in samples if plan_of(s.name) == "bilayers"][:4]
+    parts = split([s.name for s in eq + main])
+    n_eq_train = sum(parts[s.name] == "train" for s in eq)
+    assert 0 < n_eq_train < len(eq)  # else the test would not tell held-out ones apart
+    seen = []
+    real = tf.batch_graphs
+    monkeypatch.setattr(tf, "batch_graphs", lambda atoms, *a, **k: seen.append(len(atoms)) or real(atoms, *a, **k))
+    passes = {}
+    for w in (1, 4):
+        seen.clear()
+        _, m = train_forcefield(eq + main, FFTrainConfig(epochs=1, repeat_plans={"equilibrium": w}),
+                                out_dir=tmp_path / str(w), progress=False)
+        passes[w] = sum(seen)
+    assert passes[4] - passes[1] == 3 * n_eq_train
+    assert m["test"]["n"] == sum(p == "test" for p in parts.values())
+    with pytest.raises(InputError, match="repeat_plans"):
+        train_forcefield(eq + main, FFTrainConfig(epochs=1, repeat_plans={"equilibrium_typo": 2}),
+                         out_dir=tmp_path / "bad", progress=False)

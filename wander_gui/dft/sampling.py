@@ -108,6 +108,17 @@ def equilibrium_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
                       round(direction, 3), round(sigma, 4), int(rng.integers(2**31)), False)
 
 
+#: first letter of the configuration names of each sampling plan
+PLAN_PREFIX = {"bilayers": "c", "equilibrium": "e", "finetune": "t"}
+
+
+def plan_of(name: str) -> str | None:
+    """The sampling plan a configuration name belongs to (None for other names, e.g. imports)."""
+    import re
+    m = re.match(r"([a-z])\d+-", name)
+    return next((plan for plan, p in PLAN_PREFIX.items() if m and m.group(1) == p), None)
+
+
 #: twisted cell of the fine-tuning set: 21.79° (m, n) = (1, 2), 42 atoms
 FINETUNE_MN = (1, 2)
 FINETUNE_STRAIN_MAX = 1.5
