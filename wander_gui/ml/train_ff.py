@@ -36,8 +36,10 @@ class FFTrainConfig:
     ema_decay: float = 0.998
     #: each training-split configuration of these sampling plans counts W times per epoch, e.g.
     #: {"equilibrium": 5}: the near-equilibrium configurations are few against the displaced ones
-    #: but carry the forces of the structures the app relaxes (measured 2026-11-24: ×5 in a
-    #: fine-tune lowered the twisted Mo in-plane force error 17.1 / 14.2 → 13.2 / 10.2 meV/Å)
+    #: but carry the forces of the structures the app relaxes. Measured 2026-11-24 (80-epoch
+    #: fine-tunes of mos2-preview-8's force field): no robust gain yet — one probe (all 33 of them
+    #: ×5) gave twisted R / H 8.7 / 11.5 meV/Å against 9.9 / 11.8 without, this option ×5
+    #: (training split only) 12.1 / 15.0
     repeat_plans: dict = field(default_factory=dict)
     model: dict = field(default_factory=lambda: dict(r_c=5.2, r_s=4.7, m1=16, m2=4, embed=[16, 16],
                                                      hidden=[64, 32]))
