@@ -42,6 +42,15 @@ def test_force_field_training_resumes_and_skips_other_configurations(tmp_path):
     assert ck["epoch"] == 0 and ck["config"]["m1"] == 8
 
 
+def _count_structures_passed(monkeypatch) -> list:
+    """A list that collects how many structures each force-field training batch holds."""
+    import wander_gui.ml.train_ff as tf
+    seen = []
+    real = tf.batch_graphs
+    monkeypatch.setattr(tf, "batch_graphs", lambda atoms, *a, **k: seen.append(len(atoms)) or real(atoms, *a, **k))
+    return seen
+
+
 def test_fine_tuning_cells_always_train_and_repeat(tmp_path, monkeypatch):
     """Fine-tuning cells join the training split whatever their hash says, and count
     ``repeat_always`` times per epoch."""
@@ -51,10 +60,7 @@ def test_fine_tuning_cells_always_train_and_repeat(tmp_path, monkeypatch):
     parts = split([s.name for s in tune])
     assert any(p != "train" for p in parts.values())  # else this test would show nothing
     samples = load_samples("pretrained/dataset")[:4] + tune
-    import wander_gui.ml.train_ff as tf
-    seen = []
-    real = tf.batch_graphs
-    monkeypatch.setattr(tf, "batch_graphs", lambda atoms, *a, **k: seen.append(len(atoms)) or real(atoms, *a, **k))
+    seen = _count_structures_passed(monkeypatch)
     structures = {}
     for repeat in (1, 3):
         seen.clear()
@@ -109,7 +115,6 @@ def test_repeat_plans_count_a_plans_training_configurations_more_often(tmp_path,
     is passed W times per epoch; held-out ones stay held out; unknown plans are refused."""
     import pytest
 
-    import wander_gui.ml.train_ff as tf
     from wander_gui.dft.sampling import plan_of
     from wander_gui.errors import InputError
     from wander_gui.ml.data import split
@@ -122,9 +127,7 @@ def test_repeat_plans_count_a_plans_training_configurations_more_often(tmp_path,
     parts = split([s.name for s in eq + main])
     n_eq_train = sum(parts[s.name] == "train" for s in eq)
     assert 0 < n_eq_train < len(eq)  # else the test would not tell held-out ones apart
-    seen = []
-    real = tf.batch_graphs
-    monkeypatch.setattr(tf, "batch_graphs", lambda atoms, *a, **k: seen.append(len(atoms)) or real(atoms, *a, **k))
+    seen = _count_structures_passed(monkeypatch)
     passes = {}
     for w in (1, 4):
         seen.clear()

@@ -251,11 +251,12 @@ def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings 
     path = chunk_path(out, spec.name)
     stored = None  # energy and forces of an existing chunk whose density must be recomputed
     # a chunk of the current k-mesh rule: backfill (or recompute an outdated) Wannier label
-    if path.exists() and _stored_k_density(path) == settings.k_density and not gpw.exists():
+    current = path.exists() and _stored_k_density(path) == settings.k_density
+    if current and not gpw.exists():
         with np.load(path) as z:
             stored = float(z["energy"]), np.array(z["forces"], np.float64)
         log.info("%s: no stored density %s; redoing the SCF for the Wannier label", spec.name, gpw)
-    elif path.exists() and _stored_k_density(path) == settings.k_density:
+    elif current:
         with np.load(path) as z:
             arrays = {k: z[k] for k in z.files if k not in WANNIER_KEYS}
             outdated = "pair_values" in z.files
