@@ -110,6 +110,42 @@ def model_info(material: str = "MoS2") -> dict | None:
                 None)
 
 
+@dataclass(frozen=True)
+class BandAccuracy:
+    """Measured near-gap band MAE of a published model (meV; VBM-aligned, states within 1 eV
+    of the gap, against the DFT Wannier bands), from its manifest entry."""
+    twisted: dict  # validation cell -> MAE: rigid, unstrained twisted cells never trained on
+    untwisted_test: float | None  # mean over held-out untwisted configurations (strained, distorted)
+    n_untwisted_test: int
+
+    def summary(self) -> str:
+        bits = []
+        if self.twisted:
+            lo, hi = min(self.twisted.values()), max(self.twisted.values())
+            span = f"{lo:.0f}" if round(lo) == round(hi) else f"{lo:.0f}–{hi:.0f}"
+            bits.append(f"band MAE {span} meV on the unstrained twisted DFT cells")
+        if self.untwisted_test is not None:
+            bits.append(f"{self.untwisted_test:.0f} meV on strained / distorted untwisted test cells "
+                        f"(mean of {self.n_untwisted_test})")
+        return ", ".join(bits)
+
+
+def band_accuracy(info: dict | None) -> BandAccuracy | None:
+    """The band errors measured for the model whose manifest entry is ``info`` (None when it
+    records none): the app quotes them next to every prediction it shows."""
+    if not info:
+        return None
+    metrics = info.get("metrics") or {}
+    twisted = {name: v["bands"]["mae_meV"] for name, v in (metrics.get("validation") or {}).items()
+               if isinstance(v, dict) and isinstance(v.get("bands"), dict) and "mae_meV" in v["bands"]}
+    per_config = ((metrics.get("h") or {}).get("bands") or {}).get("test") or {}
+    test = [v["mae_meV"] for name, v in per_config.items()  # "mean" is the summary row, not a configuration
+            if name != "mean" and isinstance(v, dict) and "mae_meV" in v]
+    if not twisted and not test:
+        return None
+    return BandAccuracy(twisted, sum(test) / len(test) if test else None, len(test))
+
+
 def validation_reference(atoms) -> dict | None:
     """DFT results of the project's twisted validation cell that ``atoms`` is (same (m, n),
     stacking, no strain), with its name; None when there is none. Energies vacuum-referenced."""

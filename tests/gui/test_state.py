@@ -81,3 +81,21 @@ def test_job_error_reaches_the_callback_when_the_ui_runs_it_later():
     for cb in pending:
         cb()
     assert len(seen) == 1 and isinstance(seen[0], ZeroDivisionError)
+
+
+def test_banner_quotes_the_measured_band_errors_of_the_model(tmp_path, monkeypatch):
+    import json
+
+    from wander_gui import backend
+    from wander_gui.gui.views import model_banner
+    entry = {"name": "m", "material": "MoS2", "training_data": {"n_configs": 3}, "metrics": {
+        "validation": {"a": {"bands": {"mae_meV": 18.6}}, "b": {"bands": {"mae_meV": 24.4}},
+                       "c": {"force_mae_meV_per_A": 13.0}},  # no Hamiltonian label: not quoted
+        "h": {"bands": {"test": {"x": {"mae_meV": 80.0}, "y": {"mae_meV": 100.0}, "mean": {"mae_meV": 90.0}}}}}}
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": [entry]}))
+    monkeypatch.setattr(backend, "PRETRAINED_DIR", tmp_path)
+    acc = backend.band_accuracy(backend.model_info("MoS2"))
+    assert acc.twisted == {"a": 18.6, "b": 24.4} and acc.untwisted_test == 90.0 and acc.n_untwisted_test == 2
+    text = model_banner("MoS2").object
+    assert "19–24 meV on the unstrained twisted" in text and "90 meV on strained" in text
+    assert backend.band_accuracy({"name": "m", "metrics": {}}) is None

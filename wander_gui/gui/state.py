@@ -223,6 +223,7 @@ class MoireState(param.Parameterized):
                                 on_step=lambda i, n: self.jobs.ui(lambda: setattr(self, "progress", int(100 * i / n))))
             res.x_k, res.labels = x, labels
             err = backend.band_errors(res, ref) if ref is not None else {}
+            acc = backend.band_accuracy(backend.model_info(self.material)) if not self.model_dir else None
 
             def finish():
                 self.bands, self.band_error = res, err
@@ -235,6 +236,8 @@ class MoireState(param.Parameterized):
                 if err:
                     msg += (f"; vs DFT: near-gap MAE {err['mae_meV']:.0f} meV, gap error "
                             f"{err['gap_error_meV']:+.0f} meV")
+                elif acc is not None:  # no DFT for this cell: quote what was measured on similar ones
+                    msg += f"; no DFT for this cell — the model's measured {acc.summary()}"
                 self.message = msg
             self.jobs.ui(finish)
         self._start(work)

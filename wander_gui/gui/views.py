@@ -222,6 +222,9 @@ def model_banner(material):
         bits.append(f"H MAE on-site/intra/inter {h['onsite']['mae_meV']:.0f}/"
                     f"{h.get('intra', {}).get('mae_meV', float('nan')):.0f}/"
                     f"{h.get('inter', {}).get('mae_meV', float('nan')):.0f} meV")
+    acc = backend.band_accuracy(info)
+    if acc is not None:
+        bits.append(acc.summary())
     text = ", ".join(bits) + ". " + (info.get("description") or "") + " Accuracy tables: pretrained/README.md."
     return pn.pane.Alert(text, alert_type="info")
 
