@@ -249,3 +249,34 @@ def test_layer_potential_enters_the_onsite_diagonal_only(dipole_model):
         k = with_phi.counts[i]
         assert np.allclose(diff[i][:k, :k], phi[i] * np.eye(k), atol=1e-12)
         assert np.abs(diff[i][k:]).max(initial=0) == 0.0 and np.abs(diff[i][:, k:]).max(initial=0) == 0.0
+
+
+def test_own_layer_latent_keeps_intra_hoppings_independent_of_the_other_layer():
+    """With intra_input="raer_layer" a layer's intra-layer blocks see only that layer: sliding
+    the other layer leaves them unchanged (they change with the full-bilayer RAER)."""
+    from wander_gui.core.layers import ensure_layers
+    from wander_gui.ml.graph import atoms_to_graph
+    a = build_twisted(mn=(1, 2))
+    a.positions += np.random.default_rng(5).normal(0, 0.05, a.positions.shape)
+    g = atoms_to_graph(a, 5.2)
+    own = g.same_layer()
+    assert len(own.edge_i) < len(g.edge_i)
+    assert bool((own.layer[own.edge_i] == own.layer[own.edge_j]).all())
+    kept = {(int(i), int(j), tuple(np.round(s.numpy(), 6))) for i, j, s in zip(own.edge_i, own.edge_j, own.shift_vec)}
+    intra = {(int(i), int(j), tuple(np.round(s.numpy(), 6))) for i, j, s in zip(g.edge_i, g.edge_j, g.shift_vec)
+             if g.layer[i] == g.layer[j]}
+    assert kept == intra
+
+    b = a.copy()
+    top = ensure_layers(b) == 1
+    b.positions[top] += [0.9, 0.4, 0.0]  # another registry
+    torch.manual_seed(3)
+    ff = ForceField().double()
+    for kind, same in (("raer_layer", True), ("raer", False)):
+        torch.manual_seed(4)
+        hm = HamiltonianModel(r_max=6.0, block_form="frame", intra_input=kind).double()
+        pa, pb = as_dict(predict_blocks(ff, hm, a, **F64)), as_dict(predict_blocks(ff, hm, b, **F64))
+        bottom = [k for k in pa if not top[k[0]] and not top[k[1]] and k in pb
+                  and not (k[0] == k[1] and not any(k[2:]))]  # on-site blocks see both layers
+        diff = max(np.abs(pa[k] - pb[k]).max() for k in bottom)
+        assert (diff < 1e-10) == same, (kind, diff)

@@ -36,6 +36,12 @@ class Graph:
     def vectors(self) -> torch.Tensor:
         return self.pos[self.edge_j] + self.shift_vec - self.pos[self.edge_i]
 
+    def same_layer(self) -> "Graph":
+        """The graph with only the edges within a layer (each layer as if isolated)."""
+        keep = self.layer[self.edge_i] == self.layer[self.edge_j]
+        kw = dict(self.__dict__, edge_i=self.edge_i[keep], edge_j=self.edge_j[keep], shift_vec=self.shift_vec[keep])
+        return Graph(**kw)
+
     def to(self, device) -> "Graph":
         kw = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
         return Graph(**kw)

@@ -155,12 +155,12 @@ class HamiltonianModel(AddedBuffers):
         self.register_buffer("d_std", torch.ones(desc_dim))
         if not use_raer:  # older configurations switched the intra-layer inputs off with use_raer
             intra_input = "none"
-        if intra_input not in ("raer", "descriptor", "none"):
-            raise ValueError(f"intra_input must be 'raer', 'descriptor' or 'none', got {intra_input!r}")
+        if intra_input not in ("raer", "raer_layer", "descriptor", "none"):
+            raise ValueError(f"intra_input must be 'raer', 'raer_layer', 'descriptor' or 'none', got {intra_input!r}")
         self.config["intra_input"] = intra_input
         self.onsite0 = nn.ModuleList([mlp((desc_dim, *hidden_intra, 1)) for _ in range(2)])
         self.crystal = nn.ModuleList([mlp((desc_dim + n_rbf + 2, *hidden_intra, L_OF[t] + 1)) for t in range(2)])
-        fdim = {"raer": latent_dim, "descriptor": desc_dim, "none": 0}[intra_input]
+        fdim = {"raer": latent_dim, "raer_layer": latent_dim, "descriptor": desc_dim, "none": 0}[intra_input]
         if block_form == "sk":
             nc = {t: min(L_OF[t[0]], L_OF[t[1]]) + 1 for t in PAIR_TYPES}
             feat = 2 * fdim
@@ -185,9 +185,22 @@ class HamiltonianModel(AddedBuffers):
     def descriptor_inputs(self, Dn) -> torch.Tensor:
         return (Dn - self.d_mean) / self.d_std
 
+    @property
+    def latent_of_own_layer(self) -> bool:
+        """The intra-layer inputs are the RAER of each atom's own layer alone (``intra_input
+        = "raer_layer"``: the force field evaluated with the interlayer neighbours left out),
+        so intra-layer hoppings follow the layer's own strain and distortion but not the
+        interlayer registry, which the untwisted training cells sample only as uniform shifts."""
+        return self.config["intra_input"] == "raer_layer"
+
+    def latent_graph(self, g):
+        """The graph whose force-field latent features feed :meth:`atom_features`."""
+        return g.same_layer() if self.latent_of_own_layer else g
+
     def atom_features(self, species, Z, Dn) -> torch.Tensor:
-        """Per-atom inputs of the intra-layer networks: normalised RAER (default), the
-        normalised force-field descriptor, or nothing (``intra_input``; for the ablation)."""
+        """Per-atom inputs of the intra-layer networks: normalised RAER (default; with
+        ``"raer_layer"`` Z must come from :meth:`latent_graph`), the normalised force-field
+        descriptor, or nothing (``intra_input``; for the ablation)."""
         kind = self.config["intra_input"]
         if kind == "descriptor":
             return self.descriptor_inputs(Dn)

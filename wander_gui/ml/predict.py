@@ -104,6 +104,8 @@ def predict_blocks(ff: ForceField, hm: HamiltonianModel, atoms, *, dtype=torch.f
     with torch.no_grad(), torch_threads_for(len(atoms), dev):
         g = atoms_to_graph(atoms, ff.config["r_c"], dtype=dtype).to(dev)
         _, Z, Dn = ff.atomic(g)
+        if hm.latent_of_own_layer:
+            _, Z, _ = ff.atomic(hm.latent_graph(g))
         feats = hm.atom_features(g.species, Z, Dn)
         nb = (g.edge_i, g.edge_j, g.vectors())
         frames = hm.frames(g.species, g.layer, *nb, layer_normal(atoms.cell.array))

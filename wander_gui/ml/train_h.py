@@ -174,15 +174,19 @@ def _mask(species_a, species_b):
     return (ar[None, :, None] < na[:, None, None]) & (ar[None, None, :] < nb[:, None, None])
 
 
-def prepare(sample: Sample, ff: ForceField, r_max: float, *, band_kpoints: int = 0) -> HExample:
+def prepare(sample: Sample, ff: ForceField, r_max: float, *, band_kpoints: int = 0,
+            own_layer_latent: bool = False) -> HExample:
     """Frozen-FF inputs and targets of one labelled configuration (with the band-structure
-    target on ``band_kpoints`` path points when > 0)."""
+    target on ``band_kpoints`` path points when > 0; ``own_layer_latent``: the latent
+    features of each layer alone, see :attr:`HamiltonianModel.latent_of_own_layer`)."""
     from wander_gui.dft.dataset import label_blocks
     a = sample.atoms
     offsets, counts, ij, shift, block = label_blocks(a.get_chemical_symbols(), sample.chunk)
     g = atoms_to_graph(a, ff.config["r_c"])
     with torch.no_grad():
         _, Z, Dn = ff.atomic(g)
+        if own_layer_latent:
+            _, Z, _ = ff.atomic(g.same_layer())
     vec = a.positions[ij[:, 1]] + shift @ a.cell.array - a.positions[ij[:, 0]]
     d = np.linalg.norm(vec, axis=1)
     on = (ij[:, 0] == ij[:, 1]) & np.all(shift == 0, axis=1)
@@ -299,7 +303,8 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
     # band targets: on training cells for the band loss, on the others for selection and reports
     nk_train = cfg.band_kpoints if cfg.band_weight > 0 else 0
     nk_held = cfg.band_kpoints if cfg.band_weight > 0 or cfg.select_on_bands else 0
-    exs = {s.name: prepare(s, ff, hm.config["r_max"], band_kpoints=nk_train if parts[s.name] == "train" else nk_held)
+    exs = {s.name: prepare(s, ff, hm.config["r_max"], band_kpoints=nk_train if parts[s.name] == "train" else nk_held,
+                           own_layer_latent=hm.latent_of_own_layer)
            for s in labelled}
     train = [exs[n] for n in exs if parts[n] == "train"] or list(exs.values())[:1]
     real_val = [exs[n] for n in exs if parts[n] == "val"]
