@@ -240,7 +240,7 @@ def test_equilibrium_plan_has_small_displacements_and_its_own_names():
     sig = np.array([s.sigma for s in specs])
     assert (sig == 0).mean() == pytest.approx(0.3, abs=0.08)
     assert sig[sig > 0].min() >= EQUILIBRIUM_SIGMA[0] and sig.max() <= EQUILIBRIUM_SIGMA[1]
-    assert {s.supercell for s in specs} == {1, 2} and not any(s.wannier for s in specs)
+    assert {s.supercell for s in specs} == {1, 2} and all(s.wannier == (s.supercell == 1) for s in specs)
     assert max(abs(s.strain_percent) for s in specs) <= STRAIN_MAX
     atoms = build_config(specs[2])
     assert len(atoms) == 24 and atoms.info["config"] == specs[2].name

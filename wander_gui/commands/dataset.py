@@ -23,7 +23,7 @@ def add_arguments(p) -> None:
     g.add_argument("--work", default=DEFAULT_WORK, help="scratch folder (locks, logs, densities)")
     g.add_argument("--plan", choices=["bilayers", "equilibrium", "finetune"], default="bilayers",
                    help="bilayers: the untwisted training plan; equilibrium: the same bilayers with small "
-                        "displacements (σ ≤ 0.02 Å; energies and forces); finetune: perturbed 21.79° cells "
+                        "displacements (σ ≤ 0.02 Å; Wannier H on the 1×1 cells); finetune: perturbed 21.79° cells "
                         "kept for fine-tuning (energies and forces)")
     g.add_argument("-n", "--n-configs", type=int, default=300, help="size of the plan to cover")
     g.add_argument("--start", type=int, default=0)

@@ -94,10 +94,12 @@ EQUILIBRIUM_UNDISPLACED = 0.3
 def equilibrium_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
     """The i-th configuration of the near-equilibrium plan (added 2026-11-24): the main plan's
     translation, distance and strain sampling, but small displacements — σ log-uniform in
-    [0.003, 0.02] Å on 70 %, none on 30 % — in 1×1 cells (two of three) and 2×2 cells, energies
-    and forces only. The main plan's displacements (σ 0.02–0.10 Å) give forces of 1.4 eV/Å rms
-    (median over configurations) while relaxed and twisted cells have 0.1–0.2 eV/Å; this plan
-    fills that range (README 'DFT data')."""
+    [0.003, 0.02] Å on 70 %, none on 30 % — in 1×1 cells (two of three) and 2×2 cells. The main
+    plan's displacements (σ 0.02–0.10 Å) give forces of 1.4 eV/Å rms (median over
+    configurations) while relaxed and twisted cells have 0.1–0.2 eV/Å; this plan fills that
+    range (README 'DFT data'). Its 1×1 cells also get Wannier labels (since 2026-11-24, second
+    day): the main plan's labelled cells are all distorted, while the layers of relaxed and
+    twisted cells are nearly pristine."""
     rng = np.random.default_rng([seed, 200_000 + i])
     n = 2 if i % 3 == 2 else 1
     stacking, shift, d, mode, strain, direction = _bilayer_draw(rng)
@@ -105,7 +107,7 @@ def equilibrium_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
     u_sigma = rng.random()
     sigma = float(lo * (hi / lo) ** u_sigma) if rng.random() >= EQUILIBRIUM_UNDISPLACED else 0.0
     return ConfigSpec(i, f"e{i:04d}-{n}x{n}-{stacking}", n, stacking, shift, round(d, 4), round(strain, 4), mode,
-                      round(direction, 3), round(sigma, 4), int(rng.integers(2**31)), False)
+                      round(direction, 3), round(sigma, 4), int(rng.integers(2**31)), n == 1)
 
 
 #: first letter of the configuration names of each sampling plan
