@@ -19,7 +19,10 @@ class AnisotropicSprings(Calculator):
         super().__init__()
         self.x0, self.k = x0, k
 
+    calls = 0  # evaluations, over all instances
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        AnisotropicSprings.calls += 1
         super().calculate(atoms, properties, system_changes)
         d = self.atoms.positions - self.x0
         self.results = {"energy": 0.5 * float((self.k * d ** 2).sum()), "forces": -self.k * d}
@@ -37,14 +40,16 @@ def _case():
 def test_interrupted_relaxation_continues_on_the_same_path(tmp_path):
     atoms, calc = _case()
     full = dft_relax(atoms, tmp_path / "full", fmax=1e-9, steps=6, make_calculator=calc)
-    # stop after 3 steps, rerun for 3 more: the rerun recomputes the forces of the last written
-    # structure (written twice to the trajectory), then BFGS goes on with the stored Hessian
+    # stop after 3 steps, rerun for 3 more: the rerun takes the last written structure's energy
+    # and forces from the trajectory (no SCF again), then BFGS goes on with the stored Hessian
     dft_relax(atoms, tmp_path / "split", fmax=1e-9, steps=3, make_calculator=calc)
+    before = AnisotropicSprings.calls
     resumed = dft_relax(atoms, tmp_path / "split", fmax=1e-9, steps=3, make_calculator=calc)
+    assert AnisotropicSprings.calls - before == 3  # the three new structures only
     np.testing.assert_allclose(resumed["atoms"].positions, full["atoms"].positions, atol=1e-10)
     n_full = len(read(tmp_path / "full" / "relax.traj", index=":"))
-    assert len(read(tmp_path / "split" / "relax.traj", index=":")) == n_full + 1
-    assert len(json.loads((tmp_path / "split" / "steps.json").read_text())) == n_full + 1
+    assert len(read(tmp_path / "split" / "relax.traj", index=":")) == n_full
+    assert len(json.loads((tmp_path / "split" / "steps.json").read_text())) == n_full
 
     # without the stored Hessian the resumed path differs (what the restart file is for)
     (tmp_path / "split" / "bfgs_hessian.json").unlink()
@@ -85,7 +90,8 @@ def test_validation_relaxation_state_is_kept_beside_the_result(tmp_path, monkeyp
     from wander_gui.dft.settings import DFTSettings
     calls = []
 
-    def fake(atoms, out_dir, *, settings=None, fmax=0.02, steps=200, make_calculator=None, log_dir=None):
+    def fake(atoms, out_dir, *, settings=None, fmax=0.02, steps=200, make_calculator=None, log_dir=None,
+             hessian_from=None):
         calls.append({"out": out_dir, "logs": log_dir, "settings": settings,
                       "carried": (out_dir / "relax.traj").exists()})
         (out_dir / "settings.json").write_text(json.dumps({"k_density": 12.0}))
@@ -103,3 +109,24 @@ def test_validation_relaxation_state_is_kept_beside_the_result(tmp_path, monkeyp
         assert bool(z["relax_converged"]) and int(z["relax_steps"]) == 1
     validation.relax_reference("tw21.79-R", out, work, settings=DFTSettings())  # started: its own settings
     assert calls[1]["settings"] is None
+
+
+def test_force_field_curvature_restarts_bfgs_and_converges_in_fewer_steps(tmp_path):
+    """``hessian_from``: BFGS starts from the cheap calculator's finite-difference curvature at
+    the current structure (here the exact one of the spring surface: a Newton step), instead
+    of creeping along the soft directions from its isotropic guess."""
+    from wander_gui.dft.relax import model_hessian
+    atoms, calc = _case()
+    springs = calc(atoms, None)
+    H = model_hessian(atoms, springs)
+    np.testing.assert_allclose(H, np.diag(springs.k.ravel()), atol=1e-6)
+    plain = dft_relax(atoms, tmp_path / "plain", fmax=1e-4, steps=60, make_calculator=calc)
+    # start plain for two steps, then restart it from the curvature: done in one more step
+    dft_relax(atoms, tmp_path / "pre", fmax=1e-4, steps=2, make_calculator=calc)
+    pre = dft_relax(atoms, tmp_path / "pre", fmax=1e-4, steps=60, make_calculator=calc, hessian_from=springs)
+    assert plain["converged"] and pre["converged"]
+    n_pre = len(json.loads((tmp_path / "pre" / "steps.json").read_text()))  # structures evaluated
+    assert n_pre <= 3 + 3 and plain["steps"] > n_pre + 5, (n_pre, plain["steps"])
+    np.testing.assert_allclose(pre["atoms"].positions, springs.x0, atol=1e-4)
+    assert json.loads((tmp_path / "pre" / "preconditioned.json").read_text()) == [
+        {"model": "AnisotropicSprings", "at_step": 3}]  # the start + 2 BFGS steps were evaluated

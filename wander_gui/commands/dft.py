@@ -5,6 +5,10 @@ NAME = "dft"
 HELP = "DFT single point / relaxation / validation cells (needs the [dft] extra)"
 
 
+ML_HESSIAN_HELP = ("(re)start BFGS from the pretrained force field's curvature at the current structure "
+                   "instead of an isotropic guess (soft interlayer modes converge in a few steps)")
+
+
 def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
@@ -19,6 +23,7 @@ def add_arguments(p) -> None:
         else:
             q.add_argument("--fmax", type=float, default=0.02)
             q.add_argument("--steps", type=int, default=200)
+            q.add_argument("--ml-hessian", action="store_true", help=ML_HESSIAN_HELP)
     v = sub.add_parser("validation", help="compute the twisted validation cells (resumable)")
     v.add_argument("--names", nargs="*", default=None)
     v.add_argument("--out", default="pretrained/validation",
@@ -30,6 +35,7 @@ def add_arguments(p) -> None:
     v.add_argument("--no-wannier", action="store_true")
     v.add_argument("--relax", action="store_true",
                    help="also the fixed-cell DFT relaxation (fmax 0.02 eV/Å; hours, resumable)")
+    v.add_argument("--ml-hessian", action="store_true", help=ML_HESSIAN_HELP)
     v.add_argument("--mesh-length", type=float, default=25.0,
                    help="Wannier mesh n = ceil(length / L) per direction (default 25 Å: 3x3 at 21.79°)")
     v.add_argument("--check-points", type=int, default=3, help="off-mesh k-points of the fidelity check")
@@ -59,8 +65,9 @@ def run(args) -> int:
         from wander_gui.dft.validation import run_validation
         work = args.work or str(Path("work_dft") / Path(args.out).name)
         vset = DFTSettings() if args.k_density is None else DFTSettings(k_density=args.k_density)
+        from wander_gui.dft.relax import model_calculator
         run_validation(args.out, work, names=args.names, wannier=not args.no_wannier, relax=args.relax,
-                       settings=vset, wannier_mesh_length=args.mesh_length, n_check=args.check_points,
+                       settings=vset, hessian_from=model_calculator() if args.ml_hessian else None, wannier_mesh_length=args.mesh_length, n_check=args.check_points,
                        bands_npoints=args.band_points)
         return 0
     atoms = read_structure(args.structure)
@@ -72,8 +79,9 @@ def run(args) -> int:
         print(f"[{settings.label()}] E = {float(r['energy']):.6f} eV, max |F| = {abs(r['forces']).max():.4f} eV/Å, "
               f"SCF {float(r['scf_seconds']):.0f} s -> {out}/result.npz")
         return 0
-    from wander_gui.dft.relax import dft_relax
-    r = dft_relax(atoms, out, settings=settings, fmax=args.fmax, steps=args.steps)
+    from wander_gui.dft.relax import dft_relax, model_calculator
+    r = dft_relax(atoms, out, settings=settings, fmax=args.fmax, steps=args.steps,
+                  hessian_from=model_calculator() if args.ml_hessian else None)
     print(f"[{settings.label()}] {'converged' if r['converged'] else 'NOT converged'} in {r['steps']} steps, "
           f"fmax {r['fmax']:.4f} eV/Å -> {out}")
     return 0 if r["converged"] else 3

@@ -155,12 +155,14 @@ def add_validation_vacuum_steps(out="pretrained/validation", work="work_dft/vali
 
 
 def relax_reference(name: str, out="pretrained/validation", work="work_dft/validation", *,
-                    fmax: float = 0.02, steps: int = 200, settings: DFTSettings | None = None) -> dict:
+                    fmax: float = 0.02, steps: int = 200, settings: DFTSettings | None = None,
+                    hessian_from=None) -> dict:
     """Fixed-cell DFT relaxation of a validation cell; the final positions, step count and
     wall times go into its result.npz. It takes hours, more than one working session, so its
     resumable state (trajectory, BFGS Hessian, step times, DFT settings: tens of kB) lives
     beside the result in ``out/<name>/relax`` — versioned with it — and the text logs in
-    ``work``. ``settings``: for a new relaxation (a started one keeps its own)."""
+    ``work``. ``settings``: for a new relaxation (a started one keeps its own); ``hessian_from``:
+    see :func:`~wander_gui.dft.relax.dft_relax` (restarts BFGS from the force field's curvature)."""
     import shutil
     from dataclasses import asdict
 
@@ -176,7 +178,8 @@ def relax_reference(name: str, out="pretrained/validation", work="work_dft/valid
     if started and settings is not None and json.loads((state / "settings.json").read_text()) != asdict(settings):
         log.info("%s: continuing the relaxation with the DFT settings it started with (%s)", name,
                  state / "settings.json")
-    r = dft_relax(atoms, state, fmax=fmax, steps=steps, log_dir=logs, settings=None if started else settings)
+    r = dft_relax(atoms, state, fmax=fmax, steps=steps, log_dir=logs, settings=None if started else settings,
+                  hessian_from=hessian_from)
     res_path = Path(out) / name / "result.npz"
     arrays = dict(np.load(res_path)) if res_path.exists() else structure_arrays(atoms)
     times = json.loads((state / "steps.json").read_text())
@@ -199,14 +202,14 @@ VALIDATION_WANNIER = dict(wannier_mesh_length=25.0, n_check=3, bands_npoints=0)
 
 def run_validation(out="pretrained/validation", work="work_dft/validation", *, names=None,
                    wannier: bool = True, relax: bool = False, settings: DFTSettings = DFTSettings(),
-                   **wannier_options) -> None:
+                   hessian_from=None, **wannier_options) -> None:
     opts = {**VALIDATION_WANNIER, **wannier_options}
     for name in names or list(CELLS):
         log.info("validation cell %s", name)
         single_point(cell_atoms(name), Path(out) / name, Path(work) / name, wannier=wannier, settings=settings,
                      **opts)
         if relax:
-            relax_reference(name, out, work, settings=settings)
+            relax_reference(name, out, work, settings=settings, hessian_from=hessian_from)
 
 
 def validation_info(out="pretrained/validation") -> tuple[list, dict]:
