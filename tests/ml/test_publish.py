@@ -93,3 +93,38 @@ def test_relaxation_errors_known_cases(tiny_model_dir):
     assert rigid["rmsd_dft_vs_rigid_A"] == 0.0
     assert rigid["rmsd_ml_vs_dft_A"] == pytest.approx(x["rmsd_dft_vs_rigid_A"], rel=1e-9)
     assert rigid["rmsd_ml_vs_dft_A"] > 0  # the model did move the atoms
+
+
+def test_remeasure_updates_only_the_validation_metrics(tiny_model_dir, tmp_path, monkeypatch):
+    """DFT results completed after publication (here: the Wannier H and relaxation of tw21.79-R,
+    absent at publication) are measured into the published entry; weights, training data and
+    held-out metrics stay as published."""
+    import numpy as np
+
+    from wander_gui.errors import DataError
+    src = registry.PRETRAINED / "validation" / "tw21.79-R" / "result.npz"  # committed DFT result
+    run, pre, early = tmp_path / "run", tmp_path / "pretrained", tmp_path / "early"
+    shutil.copytree(tiny_model_dir, run)
+    shutil.copytree("pretrained/dataset", pre / "dataset")
+    (early / "tw21.79-R").mkdir(parents=True)
+    with np.load(src) as z:
+        np.savez(early / "tw21.79-R" / "result.npz",
+                 **{k: z[k] for k in ("numbers", "positions", "cell", "layer", "energy", "forces", "meta")})
+    first = publish.publish(run, "mos2-test", pretrained_dir=pre, dataset_dir=pre / "dataset", validation_dir=early)
+    assert set(first["metrics"]["validation"]) == {"tw21.79-R"} and "relax" not in first["metrics"]["validation"]["tw21.79-R"]
+    monkeypatch.setattr(registry, "PRETRAINED", pre)
+    entry = publish.remeasure("mos2-test", pretrained_dir=pre, validation_dir=src.parent.parent)
+    v = entry["metrics"]["validation"]["tw21.79-R"]
+    assert "h_onsite" in v and v["force_mae_meV_per_A"] == pytest.approx(
+        first["metrics"]["validation"]["tw21.79-R"]["force_mae_meV_per_A"])
+    if "relaxed_positions" in np.load(src).files:
+        assert v["relax"]["ml_converged"]
+    stored = json.loads((pre / "manifest.json").read_text())["models"][0]
+    assert stored["validation_measured"] == entry["validation_measured"]
+    for key in ("files", "training_data", "created"):
+        assert stored[key] == first[key]
+    assert stored["metrics"]["ff"] == first["metrics"]["ff"]
+    card = (pre / "README.md").read_text()
+    assert "measured again on" in card and card.count("<!-- model:mos2-test -->") == 1
+    with pytest.raises(DataError, match="published: mos2-test"):
+        publish.remeasure("mos2-nope", pretrained_dir=pre, validation_dir=early)

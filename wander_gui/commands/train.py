@@ -37,6 +37,9 @@ def add_arguments(p) -> None:
                         "dataset); several folders in order of precedence: each cell from the first that holds "
                         "it, completed from the others (e.g. pretrained/validation-k18 pretrained/validation: "
                         "forces of the current k-mesh rule, Wannier H of the former where only that has it)")
+    p.add_argument("--remeasure", metavar="NAME", default=None,
+                   help="measure the published model NAME again on the twisted validation cells (--validation) "
+                        "and update its manifest metrics and model-card section; trains nothing")
 
 
 def run(args) -> int:
@@ -51,6 +54,14 @@ def run(args) -> int:
     from wander_gui.ml.forcefield import ForceField
     from wander_gui.ml.train_ff import FFTrainConfig, train_forcefield
     from wander_gui.ml.train_h import HTrainConfig, train_hamiltonian
+    if args.remeasure:
+        from wander_gui.ml.publish import remeasure
+        from wander_gui.ml.registry import PRETRAINED
+        entry = remeasure(args.remeasure, pretrained_dir=PRETRAINED,
+                          validation_dir=args.validation or str(Path(args.data[0]).parent / "validation"))
+        print(json.dumps({n: {k: v for k, v in x.items() if k in ("force_mae_meV_per_A", "relax", "bands")}
+                          for n, x in entry["metrics"]["validation"].items()}, indent=1))
+        return 0
     cfg = json.loads(Path(args.config).read_text()) if args.config else {}
     fcfg, hcfg = FFTrainConfig(**cfg.get("ff", {})), HTrainConfig(**cfg.get("h", {}))
     if args.seed is not None:
