@@ -12,12 +12,16 @@ from wander_gui.ml.predict import predict_blocks
 L = {5: 2, 3: 1}
 
 
-@pytest.fixture(scope="module", params=["frame", "sk", "frame+dipole"])
+@pytest.fixture(scope="module", params=["frame", "sk", "frame+dipole", "frame+inter-raer", "sk+inter-raer"])
 def models(request):
+    """Random-weight heads of each block form; "+inter-raer": inter-layer inputs from the RAER
+    with no intra-layer atom inputs (the two feature sets are then different)."""
     torch.manual_seed(3)
     ff = ForceField().double()
+    inter_raer = request.param.endswith("inter-raer")
     hm = HamiltonianModel(r_max=8.0, block_form=request.param.split("+")[0],
-                          layer_dipole=request.param.endswith("dipole")).double()
+                          layer_dipole=request.param.endswith("dipole"), inter_uses_raer=inter_raer,
+                          intra_input="none" if inter_raer else "raer").double()
     return ff, hm
 
 
@@ -98,8 +102,8 @@ def test_blocks_continuous_across_range_split(models):
     Z = torch.zeros(2, hm.config["latent_dim"], dtype=torch.float64)
     frames = torch.eye(3, dtype=torch.float64).expand(2, 3, 3)
     n = len(r)
-    blk = hm.hoppings(species, layer, Z, torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.long), vec,
-                      frames=frames)
+    blk = hm.hoppings(species, layer, hm.atom_features(species, Z, None), torch.zeros(n, dtype=torch.long),
+                      torch.ones(n, dtype=torch.long), vec, frames=frames, inter_feats=hm.inter_features(species, Z))
     jumps = (blk[1:] - blk[:-1]).abs().amax(dim=(1, 2))
     assert jumps.max() < 20 * jumps.median() + 1e-9  # no step at 6 Å
 
@@ -280,3 +284,14 @@ def test_own_layer_latent_keeps_intra_hoppings_independent_of_the_other_layer():
                   and not (k[0] == k[1] and not any(k[2:]))]  # on-site blocks see both layers
         diff = max(np.abs(pa[k] - pb[k]).max() for k in bottom)
         assert (diff < 1e-10) == same, (kind, diff)
+
+
+def test_inter_layer_raer_needs_the_whole_bilayer_latent():
+    with pytest.raises(ValueError, match="use one of them"):
+        HamiltonianModel(intra_input="raer_layer", inter_uses_raer=True)
+    hm = HamiltonianModel(intra_input="none", inter_uses_raer=True).double()
+    species, layer = torch.tensor([0, 1]), torch.tensor([0, 1])
+    Z = torch.randn(2, hm.config["latent_dim"], dtype=torch.float64)
+    with pytest.raises(ValueError, match="inter_feats"):
+        hm.hoppings(species, layer, hm.atom_features(species, Z, None), torch.tensor([0]), torch.tensor([1]),
+                    torch.tensor([[1.0, 0.5, 3.0]], dtype=torch.float64), frames=torch.eye(3, dtype=torch.float64)[None].repeat(2, 1, 1))

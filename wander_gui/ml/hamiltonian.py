@@ -157,6 +157,9 @@ class HamiltonianModel(AddedBuffers):
             intra_input = "none"
         if intra_input not in ("raer", "raer_layer", "descriptor", "none"):
             raise ValueError(f"intra_input must be 'raer', 'raer_layer', 'descriptor' or 'none', got {intra_input!r}")
+        if intra_input == "raer_layer" and inter_uses_raer:
+            raise ValueError("inter_uses_raer needs the whole bilayer's RAER, intra_input='raer_layer' standardises "
+                             "each layer's own: use one of them")
         self.config["intra_input"] = intra_input
         self.onsite0 = nn.ModuleList([mlp((desc_dim, *hidden_intra, 1)) for _ in range(2)])
         self.crystal = nn.ModuleList([mlp((desc_dim + n_rbf + 2, *hidden_intra, L_OF[t] + 1)) for t in range(2)])
@@ -196,6 +199,11 @@ class HamiltonianModel(AddedBuffers):
     def latent_graph(self, g):
         """The graph whose force-field latent features feed :meth:`atom_features`."""
         return g.same_layer() if self.latent_of_own_layer else g
+
+    def inter_features(self, species, Z) -> torch.Tensor:
+        """Per-atom inputs of the inter-layer networks: with ``inter_uses_raer`` the normalised
+        RAER of the whole bilayer (``Z`` from the full graph: it sees the registry), else none."""
+        return self.normalised_latent(species, Z) if self.config["inter_uses_raer"] else Z[:, :0]
 
     def atom_features(self, species, Z, Dn) -> torch.Tensor:
         """Per-atom inputs of the intra-layer networks: normalised RAER (default; with
@@ -352,12 +360,10 @@ class HamiltonianModel(AddedBuffers):
         Da, Db = D_own
         return Da @ Y.view(P, na, nb) @ Db.transpose(1, 2) / 3
 
-    def _hoppings_frame(self, species, layer, feats, pi, pj, vec, frames):
+    def _hoppings_frame(self, species, layer, feats, pi, pj, vec, frames, latent):
         P = len(pi)
         out = torch.zeros(P, 5, 5, dtype=vec.dtype, device=vec.device)
         intra = layer[pi] == layer[pj]
-        empty = feats[:, :0]
-        latent = feats if self.config["inter_uses_raer"] else empty
         D = {l: wigner_d(frames, l) for l in (1, 2)}  # per atom
         r_all = vec.norm(dim=1)
         rs = self.config["r_split"]
@@ -381,13 +387,19 @@ class HamiltonianModel(AddedBuffers):
                     out[idx, :na, :nb] = blk
         return out
 
-    def hoppings(self, species, layer, Z, pi, pj, vec, frames=None):
+    def hoppings(self, species, layer, Z, pi, pj, vec, frames=None, inter_feats=None):
         """Blocks (P, 5, 5) for pairs i→j (vec = r_j + shift − r_i), i ≠ j or shift ≠ 0.
-        ``Z``: per-atom features from :meth:`atom_features`; ``frames``: from :meth:`frames`."""
+        ``Z``: per-atom features from :meth:`atom_features`; ``frames``: from :meth:`frames`;
+        ``inter_feats``: from :meth:`inter_features` (needed with ``inter_uses_raer`` unless the
+        intra-layer inputs are the same RAER)."""
+        if inter_feats is None:
+            if self.config["inter_uses_raer"] and self.config["intra_input"] != "raer":
+                raise ValueError("inter_uses_raer: pass inter_feats=HamiltonianModel.inter_features(species, Z)")
+            inter_feats = Z if self.config["inter_uses_raer"] else Z[:, :0]
         if self.config["block_form"] == "frame":
             if frames is None:
                 raise ValueError("the frame block form needs the atoms' crystal frames (HamiltonianModel.frames)")
-            return self._hoppings_frame(species, layer, Z, pi, pj, vec, frames)
+            return self._hoppings_frame(species, layer, Z, pi, pj, vec, frames, inter_feats)
         P = len(pi)
         out = torch.zeros(P, 5, 5, dtype=vec.dtype, device=vec.device)
         si, sj = species[pi], species[pj]
@@ -412,7 +424,7 @@ class HamiltonianModel(AddedBuffers):
                                         self.config["intra_input"] != "none")
                 coeff[im] = self._hop(self.intra, key, f, r[idx[im]])
             if em.any():
-                f = self._pair_features(Z, a[idx[em]], b[idx[em]], ta == tb, r[idx[em]],
+                f = self._pair_features(inter_feats, a[idx[em]], b[idx[em]], ta == tb, r[idx[em]],
                                         self.config["inter_uses_raer"])
                 coeff[em] = self._hop(self.inter, key, f, r[idx[em]])
             blk = torch.einsum("pc,pcab->pab", coeff, T)  # (Pm, na, nb) metal-first orientation

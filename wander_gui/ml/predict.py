@@ -104,6 +104,7 @@ def predict_blocks(ff: ForceField, hm: HamiltonianModel, atoms, *, dtype=torch.f
     with torch.no_grad(), torch_threads_for(len(atoms), dev):
         g = atoms_to_graph(atoms, ff.config["r_c"], dtype=dtype).to(dev)
         _, Z, Dn = ff.atomic(g)
+        inter_feats = hm.inter_features(g.species, Z)
         if hm.latent_of_own_layer:
             _, Z, _ = ff.atomic(hm.latent_graph(g))
         feats = hm.atom_features(g.species, Z, Dn)
@@ -117,7 +118,7 @@ def predict_blocks(ff: ForceField, hm: HamiltonianModel, atoms, *, dtype=torch.f
         key = _canonical(pi.numpy(), pj.numpy(), S.numpy())
         first = np.flatnonzero(key)
         hop_half = hm.hoppings(g.species, g.layer, feats, pi[first].to(dev), pj[first].to(dev),
-                               vec[first].to(dev), frames=frames).cpu()
+                               vec[first].to(dev), frames=frames, inter_feats=inter_feats).cpu()
         onsite = onsite.cpu()
         partner = _partner_index(pi.numpy(), pj.numpy(), S.numpy())
         hop = torch.empty(len(pi), 5, 5, dtype=hop_half.dtype)

@@ -206,7 +206,8 @@ def prepare(sample: Sample, ff: ForceField, r_max: float, *, band_kpoints: int =
 
 def forward(hm: HamiltonianModel, ex: HExample):
     on = hm.onsite(ex.species, ex.Dn, *ex.nb, frames=ex.frames, electrostatics=ex.electrostatics)
-    hop = hm.hoppings(ex.species, ex.layer, hm.atom_features(ex.species, ex.Z, ex.Dn), *ex.pairs, frames=ex.frames)
+    hop = hm.hoppings(ex.species, ex.layer, hm.atom_features(ex.species, ex.Z, ex.Dn), *ex.pairs, frames=ex.frames,
+                      inter_feats=hm.inter_features(ex.species, ex.Z))  # ex.Z: the whole bilayer's unless raer_layer
     return on, hop
 
 
