@@ -12,7 +12,8 @@ from wander_gui.ml.predict import predict_blocks
 L = {5: 2, 3: 1}
 
 
-@pytest.fixture(scope="module", params=["frame", "sk", "frame+dipole", "frame+inter-raer", "sk+inter-raer"])
+@pytest.fixture(scope="module", params=["frame", "sk", "frame+dipole", "frame+inter-raer", "sk+inter-raer",
+                                        "frame+sublayer"])
 def models(request):
     """Random-weight heads of each block form; "+inter-raer": inter-layer inputs from the RAER
     with no intra-layer atom inputs (the two feature sets are then different)."""
@@ -21,7 +22,8 @@ def models(request):
     inter_raer = request.param.endswith("inter-raer")
     hm = HamiltonianModel(r_max=8.0, block_form=request.param.split("+")[0],
                           layer_dipole=request.param.endswith("dipole"), inter_uses_raer=inter_raer,
-                          intra_input="none" if inter_raer else "raer").double()
+                          intra_input="none" if inter_raer else "raer",
+                          sublayer_frames=request.param.endswith("sublayer")).double()
     return ff, hm
 
 
@@ -295,3 +297,33 @@ def test_inter_layer_raer_needs_the_whole_bilayer_latent():
     with pytest.raises(ValueError, match="inter_feats"):
         hm.hoppings(species, layer, hm.atom_features(species, Z, None), torch.tensor([0]), torch.tensor([1]),
                     torch.tensor([[1.0, 0.5, 3.0]], dtype=torch.float64), frames=torch.eye(3, dtype=torch.float64)[None].repeat(2, 1, 1))
+
+
+def test_sublayer_frames_let_bonds_within_a_chalcogen_sheet_couple_p_z_to_p_xy():
+    """The two S sheets of a layer are mirror images (σ_h): the upper S sits right above the
+    lower one, and a bond inside the upper sheet has the p_z–p_x,y couplings of its partner
+    below with the opposite sign (DFT: ±68 meV for the nearest S–S pairs). With one frame per
+    layer the two bonds give the networks identical inputs and so identical blocks — the best
+    fit is zero; turning the upper sheet's frames by 180° about e₁ lets them differ."""
+    a = build_twisted(mn=(1, 2))
+    sym = np.array(a.get_chemical_symbols())
+    pos, layer = a.positions, a.arrays["layer"]
+    lower = {}
+    for k in np.flatnonzero((sym == "S") & (layer == 0)):
+        if pos[k, 2] < pos[(layer == 0) & (sym == "Mo"), 2].mean():
+            lower[k] = int(np.flatnonzero((sym == "S") & (layer == 0) & (np.abs(pos[:, :2] - pos[k, :2]).max(1) < 1e-6)
+                                          & (pos[:, 2] > pos[k, 2]))[0])
+    torch.manual_seed(3)
+    ff = ForceField().double()
+    for sub in (False, True):
+        torch.manual_seed(5)
+        hm = HamiltonianModel(r_max=6.0, block_form="frame", intra_input="none", sublayer_frames=sub).double()
+        d = as_dict(predict_blocks(ff, hm, a, **F64))
+        diffs = []
+        for (i, j, *s), b in d.items():
+            if i in lower and j in lower and i != j and np.linalg.norm(
+                    pos[j] + np.array(s) @ a.cell.array - pos[i]) < 3.3:
+                up = d[(lower[i], lower[j], *s)]
+                diffs.append(np.abs(up[2, :2] - b[2, :2]).max())
+        assert len(diffs) == 7 * 6  # every lower-sheet S of the bottom layer, six neighbours each
+        assert (max(diffs) > 1e-4) == sub, (sub, max(diffs))

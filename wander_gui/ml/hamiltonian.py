@@ -75,13 +75,21 @@ def layer_normal(cell) -> np.ndarray:
     return n / np.linalg.norm(n)
 
 
-def crystal_frames(species, layer, nb_i, nb_j, nb_vec, normal) -> torch.Tensor:
+def crystal_frames(species, layer, nb_i, nb_j, nb_vec, normal, *, sublayer: bool = False) -> torch.Tensor:
     """Local crystal frames (N, 3, 3), columns (e₁, e₂, n), of every atom (see module doc).
 
     e₁ points along the phase of Σ_k w(r_ik) e^{3iφ_ik} / 3 over neighbours k of the other
     species in the same layer (φ measured in any fixed basis of the plane ⊥ n; the result
     does not depend on that basis), so the frame rotates with the structure. Defined up to
     a rotation by 120° about n, which the models average over.
+
+    ``sublayer``: the frame of a chalcogen whose metal neighbours lie on the −n side (the
+    upper chalcogen sheet of a layer) is turned by 180° about e₁, (e₁, e₂, n) → (e₁, −e₂, −n),
+    so that every chalcogen sees its metal plane on the +n side of its own frame. e₁ points at
+    one of the three metal neighbours, so the turn maps the upper sheet's environment onto the
+    lower one's. Without it the two sheets — mirror images under σ_h — give the networks the
+    same inputs, and the couplings that change sign between them (p_z–p_x,y of a bond within
+    one sheet: ±68 meV for the nearest S–S pairs in DFT) are forced to zero.
     """
     dt, dev = nb_vec.dtype, nb_vec.device
     n = torch.as_tensor(normal, dtype=dt, device=dev)
@@ -100,7 +108,14 @@ def crystal_frames(species, layer, nb_i, nb_j, nb_vec, normal) -> torch.Tensor:
     phi0 = torch.atan2(im, re) / 3
     e1 = torch.cos(phi0)[:, None] * u + torch.sin(phi0)[:, None] * v
     e2 = torch.linalg.cross(n.expand_as(e1), e1)
-    return torch.stack([e1, e2, n.expand_as(e1)], dim=2)
+    F = torch.stack([e1, e2, n.expand_as(e1)], dim=2)
+    if sublayer:  # which side of the atom its (other-species, same-layer) neighbours sit on
+        side = torch.zeros(N, dtype=dt, device=dev).index_add(0, nb_i[sel], w * (nb_vec[sel] @ n))
+        # chalcogens only: a metal sits on its layer's mirror plane, its side sum is ~0 and a flip
+        # there would jump with the smallest displacement (the chalcogen's is ~±4.7 Å)
+        flip = torch.where((side < 0) & (species != 0), -1.0, 1.0).to(dt)
+        F = F * torch.stack([torch.ones_like(flip), flip, flip], dim=1)[:, None, :]
+    return F
 
 
 def _c3_rotations(dtype, device) -> list[torch.Tensor]:
@@ -138,14 +153,14 @@ class HamiltonianModel(AddedBuffers):
     def __init__(self, *, latent_dim: int = 32, desc_dim: int = 64, r_max: float = 12.0, r_split: float = 6.0,
                  onsite_cut: float = 5.2, n_rbf: int = 24, hidden_intra=(64, 32), hidden_inter=(32, 16),
                  use_raer: bool = True, inter_uses_raer: bool = False, block_form: str = "sk",
-                 intra_input: str = "raer", layer_dipole: bool = False):
+                 intra_input: str = "raer", layer_dipole: bool = False, sublayer_frames: bool = False):
         super().__init__()
         if block_form not in ("sk", "frame"):
             raise ValueError(f"block_form must be 'sk' or 'frame', got {block_form!r}")
         self.config = dict(latent_dim=latent_dim, desc_dim=desc_dim, r_max=r_max, r_split=r_split,
                            onsite_cut=onsite_cut, n_rbf=n_rbf, hidden_intra=list(hidden_intra),
                            hidden_inter=list(hidden_inter), use_raer=use_raer, inter_uses_raer=inter_uses_raer,
-                           block_form=block_form, layer_dipole=layer_dipole)
+                           block_form=block_form, layer_dipole=layer_dipole, sublayer_frames=sublayer_frames)
         self.register_buffer("z_mean", torch.zeros(2, latent_dim))
         self.register_buffer("z_std", torch.ones(2, latent_dim))
         self.register_buffer("onsite_ref", torch.zeros(2))
@@ -220,7 +235,7 @@ class HamiltonianModel(AddedBuffers):
         """Local crystal frames (None for the two-centre form, which needs none)."""
         if self.config["block_form"] != "frame":
             return None
-        return crystal_frames(species, layer, nb_i, nb_j, nb_vec, normal)
+        return crystal_frames(species, layer, nb_i, nb_j, nb_vec, normal, sublayer=self.config["sublayer_frames"])
 
     # -- helpers -----------------------------------------------------------------
     def _pair_features(self, Z, a, b, same, r, use):

@@ -175,7 +175,7 @@ def _mask(species_a, species_b):
 
 
 def prepare(sample: Sample, ff: ForceField, r_max: float, *, band_kpoints: int = 0,
-            own_layer_latent: bool = False) -> HExample:
+            own_layer_latent: bool = False, sublayer_frames: bool = False) -> HExample:
     """Frozen-FF inputs and targets of one labelled configuration (with the band-structure
     target on ``band_kpoints`` path points when > 0; ``own_layer_latent``: the latent
     features of each layer alone, see :attr:`HamiltonianModel.latent_of_own_layer`)."""
@@ -196,7 +196,7 @@ def prepare(sample: Sample, ff: ForceField, r_max: float, *, band_kpoints: int =
     sp = g.species
     pi, pj = torch.as_tensor(ij[keep, 0]), torch.as_tensor(ij[keep, 1])
     nb = (g.edge_i, g.edge_j, g.vectors().detach())
-    frames = crystal_frames(sp, g.layer, *nb, layer_normal(a.cell.array))
+    frames = crystal_frames(sp, g.layer, *nb, layer_normal(a.cell.array), sublayer=sublayer_frames)
     hop = torch.as_tensor(block[keep], dtype=torch.float64)
     bands = _band_target(a, counts, offsets, pi, pj, shift[keep], onsite, hop, band_kpoints) if band_kpoints else None
     return HExample(sample.name, sp, g.layer, Dn, Z, nb, (pi, pj, torch.as_tensor(vec[keep])), onsite, hop,
@@ -305,7 +305,7 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
     nk_train = cfg.band_kpoints if cfg.band_weight > 0 else 0
     nk_held = cfg.band_kpoints if cfg.band_weight > 0 or cfg.select_on_bands else 0
     exs = {s.name: prepare(s, ff, hm.config["r_max"], band_kpoints=nk_train if parts[s.name] == "train" else nk_held,
-                           own_layer_latent=hm.latent_of_own_layer)
+                           own_layer_latent=hm.latent_of_own_layer, sublayer_frames=hm.config["sublayer_frames"])
            for s in labelled}
     train = [exs[n] for n in exs if parts[n] == "train"] or list(exs.values())[:1]
     real_val = [exs[n] for n in exs if parts[n] == "val"]
