@@ -67,8 +67,8 @@ def run(args) -> int:
         vset = DFTSettings() if args.k_density is None else DFTSettings(k_density=args.k_density)
         from wander_gui.dft.relax import model_calculator
         run_validation(args.out, work, names=args.names, wannier=not args.no_wannier, relax=args.relax,
-                       settings=vset, hessian_from=model_calculator() if args.ml_hessian else None, wannier_mesh_length=args.mesh_length, n_check=args.check_points,
-                       bands_npoints=args.band_points)
+                       settings=vset, hessian_from=model_calculator() if args.ml_hessian else None,
+                       wannier_mesh_length=args.mesh_length, n_check=args.check_points, bands_npoints=args.band_points)
         return 0
     atoms = read_structure(args.structure)
     settings = QUICK if args.quick else DFTSettings()

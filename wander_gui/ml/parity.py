@@ -71,8 +71,7 @@ def parity(model, samples: list[Sample], *, hamiltonian: bool = True) -> ParityR
     labelled = _labelled(samples)
     if hamiltonian and hm is not None and labelled:
         with torch.no_grad():
-            exs = [prepare(s, ff, hm.config["r_max"], own_layer_latent=hm.latent_of_own_layer,
-                           sublayer_frames=hm.config["sublayer_frames"]) for s in labelled]
+            exs = [prepare(s, ff, hm.config["r_max"], heads=hm) for s in labelled]
         res.hamiltonian = paired_values(hm, exs)
     return res
 

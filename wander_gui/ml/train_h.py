@@ -74,7 +74,7 @@ class HExample:
     hop_target: torch.Tensor  # (P, 5, 5)
     mask_onsite: torch.Tensor
     mask_hop: torch.Tensor
-    frames: torch.Tensor  # (N, 3, 3) local crystal frames
+    frames: torch.Tensor | None  # (N, 3, 3) local crystal frames (None for two-centre heads)
     bands: "BandTarget | None" = None
     electrostatics: tuple | None = None  # (heights, area, normal) for the layer-dipole potential
 
@@ -175,18 +175,19 @@ def _mask(species_a, species_b):
 
 
 def prepare(sample: Sample, ff: ForceField, r_max: float, *, band_kpoints: int = 0,
-            own_layer_latent: bool = False, sublayer_frames: bool = False) -> HExample:
+            heads: HamiltonianModel | None = None) -> HExample:
     """Frozen-FF inputs and targets of one labelled configuration (with the band-structure
-    target on ``band_kpoints`` path points when > 0; ``own_layer_latent``: the latent
-    features of each layer alone, see :attr:`HamiltonianModel.latent_of_own_layer`)."""
+    target on ``band_kpoints`` path points when > 0). ``heads``: the model the inputs are for —
+    its latent graph (:meth:`HamiltonianModel.latent_graph`) and crystal frames
+    (:meth:`HamiltonianModel.frames`); default: the whole bilayer's latent, one frame per layer."""
     from wander_gui.dft.dataset import label_blocks
     a = sample.atoms
     offsets, counts, ij, shift, block = label_blocks(a.get_chemical_symbols(), sample.chunk)
     g = atoms_to_graph(a, ff.config["r_c"])
     with torch.no_grad():
         _, Z, Dn = ff.atomic(g)
-        if own_layer_latent:
-            _, Z, _ = ff.atomic(g.same_layer())
+        if heads is not None and heads.latent_of_own_layer:
+            _, Z, _ = ff.atomic(heads.latent_graph(g))
     vec = a.positions[ij[:, 1]] + shift @ a.cell.array - a.positions[ij[:, 0]]
     d = np.linalg.norm(vec, axis=1)
     on = (ij[:, 0] == ij[:, 1]) & np.all(shift == 0, axis=1)
@@ -196,7 +197,8 @@ def prepare(sample: Sample, ff: ForceField, r_max: float, *, band_kpoints: int =
     sp = g.species
     pi, pj = torch.as_tensor(ij[keep, 0]), torch.as_tensor(ij[keep, 1])
     nb = (g.edge_i, g.edge_j, g.vectors().detach())
-    frames = crystal_frames(sp, g.layer, *nb, layer_normal(a.cell.array), sublayer=sublayer_frames)
+    normal = layer_normal(a.cell.array)
+    frames = heads.frames(sp, g.layer, *nb, normal) if heads is not None else crystal_frames(sp, g.layer, *nb, normal)
     hop = torch.as_tensor(block[keep], dtype=torch.float64)
     bands = _band_target(a, counts, offsets, pi, pj, shift[keep], onsite, hop, band_kpoints) if band_kpoints else None
     return HExample(sample.name, sp, g.layer, Dn, Z, nb, (pi, pj, torch.as_tensor(vec[keep])), onsite, hop,
@@ -305,7 +307,7 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
     nk_train = cfg.band_kpoints if cfg.band_weight > 0 else 0
     nk_held = cfg.band_kpoints if cfg.band_weight > 0 or cfg.select_on_bands else 0
     exs = {s.name: prepare(s, ff, hm.config["r_max"], band_kpoints=nk_train if parts[s.name] == "train" else nk_held,
-                           own_layer_latent=hm.latent_of_own_layer, sublayer_frames=hm.config["sublayer_frames"])
+                           heads=hm)
            for s in labelled}
     train = [exs[n] for n in exs if parts[n] == "train"] or list(exs.values())[:1]
     real_val = [exs[n] for n in exs if parts[n] == "val"]
