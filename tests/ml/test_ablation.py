@@ -29,6 +29,12 @@ def test_ablation_trains_each_variant_with_its_inputs(tmp_path):
     assert widths["intra: r only"][0] == n_rbf + 3
     assert widths["intra: descriptor + r"][0] == 2 * desc + n_rbf + 3
     assert widths["inter: RAER + r"][1] == 2 * lat + n_rbf + 3
+    assert widths["sublayer frames, intra RAER + r"][0] == 2 * lat + n_rbf + 3
+    assert widths["sublayer frames, intra r only"][0] == n_rbf + 3
+    sublayer = {name: torch.load(tmp_path / "".join(c if c.isalnum() else "_" for c in name.lower())[:40] / "h_best.pt",
+                                 weights_only=True)["config"].get("sublayer_frames", False) for name in VARIANTS}
+    assert {name for name, on in sublayer.items() if on} == {"sublayer frames, intra RAER + r",
+                                                             "sublayer frames, intra r only"}
     table = ablation_table(res)
     assert all(name in table for name in VARIANTS)
 
@@ -50,3 +56,22 @@ def test_select_k_density_keeps_one_k_mesh_rule_and_names_the_others():
     assert sorted(picked) == sorted(s.name for s in samples)
     with pytest.raises(DataError, match="k_density=99"):
         select_k_density(samples, 99.0)
+
+
+def test_ablation_reports_twisted_band_errors_per_cell(tmp_path):
+    from wander_gui.ml.ablation import twisted_results
+    torch.manual_seed(0)
+    ff = ForceField().double()
+    cfg = HTrainConfig(epochs=1)
+    cfg.model["r_max"] = 6.0
+    cells = twisted_results(["pretrained/validation"])
+    assert {"tw21.79-R", "tw21.79-H"} <= set(cells)
+    res = run_ablation(load_samples("pretrained/dataset")[:12], ff, cfg, tmp_path, validation_dir=["pretrained/validation"],
+                       variants={"intra: r only": VARIANTS["intra: r only"]}, progress=False)
+    bands = res["intra: r only"]["twisted_bands"]
+    assert set(bands) == set(cells)
+    # one epoch from random weights: far from DFT, and the table shows each cell's number
+    assert all(b["mae_meV"] > 1.0 for b in bands.values())
+    table = ablation_table(res)
+    for name, b in bands.items():
+        assert f"bands {name}" in table and f"{b['mae_meV']:.1f}" in table

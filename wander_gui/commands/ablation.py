@@ -8,7 +8,8 @@ HELP = "retrain the Hamiltonian heads with each input variant; MAE/R² table (pa
 def add_arguments(p) -> None:
     p.add_argument("--ff", required=True, help="force-field checkpoint (ff.pt) whose RAER the heads use")
     p.add_argument("--data", default="pretrained/dataset")
-    p.add_argument("--validation", default="pretrained/validation", help="twisted validation cells")
+    p.add_argument("--validation", nargs="+", default=["pretrained/validation"],
+                   help="twisted validation cells: one folder or several, merged per cell (first wins)")
     p.add_argument("--config", default=None, help="JSON with an 'h' section (HTrainConfig), as for `wander train`")
     p.add_argument("--out", default="runs/ablation")
     p.add_argument("--k-density", type=float, default=None, metavar="A",
