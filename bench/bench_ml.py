@@ -25,6 +25,7 @@ from wander_gui.ml.calculator import WanderCalculator
 from wander_gui.ml.forcefield import ForceField
 from wander_gui.ml.hamiltonian import HamiltonianModel
 from wander_gui.ml.predict import predict_blocks
+from wander_gui.ml.registry import load_model
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import report  # noqa: E402
@@ -48,6 +49,9 @@ def main():
     # the same heads plus the layer-dipole on-site potential (mos2-preview-7): O(N^2) pair sum
     hm_dipole = HamiltonianModel(latent_dim=ff.latent_dim, desc_dim=ff.descriptor.dim, block_form="frame",
                                  layer_dipole=True).double()
+    # the shipped heads' configuration (inputs, frames), fresh weights: what the app runs
+    shipped_model = load_model()
+    hm_shipped = HamiltonianModel(**shipped_model.hm.config).double()
     rows = []
     cells = {"3.89 deg": build_twisted(mn=(8, 9)), "large": build_twisted(mn=(args.big, args.big + 1), max_atoms=10**5)}
     for name, a in cells.items():
@@ -61,6 +65,9 @@ def main():
         rows.append((f"H prediction {name} ({len(a)} atoms, {len(p.ij)} blocks)", t, 2.0 if len(a) < 2000 else 10.0))
         t, p = timed(lambda: predict_blocks(ff, hm_dipole, a))
         rows.append((f"H prediction with layer dipole {name} ({len(a)} atoms)", t, 2.0 if len(a) < 2000 else 10.0))
+        t, p = timed(lambda: predict_blocks(ff, hm_shipped, a))
+        rows.append((f"H prediction, {shipped_model.name} heads' configuration {name} ({len(a)} atoms)", t,
+                     2.0 if len(a) < 2000 else 10.0))
     a = build_twisted(mn=(args.solver_m, args.solver_m + 1))
     tb = backend.predict_tb(a)  # the shipped model: a real gap for the shift
     t_sigma, sigma = timed(lambda: find_gap_sigma(tb, n_valence_total(tb.n_orb)))
