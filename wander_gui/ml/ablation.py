@@ -65,8 +65,8 @@ def run_ablation(samples, ff, base_cfg, out_dir, *, validation_dir=None, variant
         if twisted:
             model = SimpleNamespace(ff=ff, hm=hm)
             row["twisted"] = parity(model, twisted).summary()["hamiltonian"]
-            bands = {name: validation_band_errors(model, r).get("bands") for name, r in twisted_dft.items()}
-            row["twisted_bands"] = {name: b for name, b in bands.items() if b}
+            bands = {cell: validation_band_errors(model, r).get("bands") for cell, r in twisted_dft.items()}
+            row["twisted_bands"] = {cell: b for cell, b in bands.items() if b}
         results[name] = row
     (out_dir / "ablation.json").write_text(json.dumps(results, indent=1))
     (out_dir / "ablation.md").write_text(ablation_table(results))
