@@ -2,7 +2,7 @@ import json
 
 import torch
 
-from wander_gui.ml.ablation import VARIANTS, ablation_table, run_ablation
+from wander_gui.ml.ablation import VARIANTS, ablation_table, run_ablation, variant_dir
 from wander_gui.ml.data import load_samples
 from wander_gui.ml.forcefield import ForceField
 from wander_gui.ml.train_h import HTrainConfig
@@ -20,8 +20,7 @@ def test_ablation_trains_each_variant_with_its_inputs(tmp_path):
     n_rbf = cfg.model["n_rbf"]
     widths = {}
     for name in VARIANTS:
-        slug = "".join(c if c.isalnum() else "_" for c in name.lower())[:40]
-        sd = torch.load(tmp_path / slug / "h_best.pt", weights_only=True)
+        sd = torch.load(variant_dir(tmp_path, name) / "h_best.pt", weights_only=True)
         widths[name] = (sd["state_dict"]["intra.00s.0.weight"].shape[1], sd["state_dict"]["inter.00s.0.weight"].shape[1]
                         if "inter.00s.0.weight" in sd["state_dict"] else None)
     lat, desc = ff.latent_dim, ff.descriptor.dim
@@ -31,8 +30,8 @@ def test_ablation_trains_each_variant_with_its_inputs(tmp_path):
     assert widths["inter: RAER + r"][1] == 2 * lat + n_rbf + 3
     assert widths["sublayer frames, intra RAER + r"][0] == 2 * lat + n_rbf + 3
     assert widths["sublayer frames, intra r only"][0] == n_rbf + 3
-    sublayer = {name: torch.load(tmp_path / "".join(c if c.isalnum() else "_" for c in name.lower())[:40] / "h_best.pt",
-                                 weights_only=True)["config"].get("sublayer_frames", False) for name in VARIANTS}
+    sublayer = {name: torch.load(variant_dir(tmp_path, name) / "h_best.pt", weights_only=True)["config"]
+                .get("sublayer_frames", False) for name in VARIANTS}
     assert {name for name, on in sublayer.items() if on} == {"sublayer frames, intra RAER + r",
                                                              "sublayer frames, intra r only"}
     table = ablation_table(res)

@@ -33,6 +33,11 @@ VARIANTS = {
 }
 
 
+def variant_dir(out_dir, name: str) -> Path:
+    """Folder of one variant's training run inside ``out_dir``."""
+    return Path(out_dir) / "".join(c if c.isalnum() else "_" for c in name.lower())[:40]
+
+
 def twisted_results(validation_dir) -> dict:
     """DFT results of the twisted validation cells that carry a Wannier label, by name
     (``validation_dir``: one folder or several, as :func:`~wander_gui.dft.validation.load_merged`)."""
@@ -59,8 +64,7 @@ def run_ablation(samples, ff, base_cfg, out_dir, *, validation_dir=None, variant
     for name, change in (variants or VARIANTS).items():
         cfg = copy.deepcopy(base_cfg)
         cfg.model.update(change)
-        slug = "".join(c if c.isalnum() else "_" for c in name.lower())[:40]
-        hm, m = train_hamiltonian(samples, ff, cfg, out_dir=out_dir / slug, progress=progress)
+        hm, m = train_hamiltonian(samples, ff, cfg, out_dir=variant_dir(out_dir, name), progress=progress)
         row = {"change": change, "test": m["test"], "train": m["train"], "n_train": m["n_train"]}
         if twisted:
             model = SimpleNamespace(ff=ff, hm=hm)
