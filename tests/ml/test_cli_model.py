@@ -89,6 +89,11 @@ def test_parity_command(model_dir, tmp_path):
     if info["n_hamiltonian_configs"]:
         assert {"onsite", "intra", "inter"} <= set(s["hamiltonian"])
         assert s["hamiltonian"]["onsite"]["n"] > 0
+        # "all" pools the three categories: its count and MAE are their count-weighted sums
+        cats = [s["hamiltonian"][c] for c in ("onsite", "intra", "inter")]
+        assert s["hamiltonian"]["all"]["n"] == sum(c["n"] for c in cats)
+        assert np.isclose(s["hamiltonian"]["all"]["mae_meV"] * s["hamiltonian"]["all"]["n"],
+                          sum(c["mae_meV"] * c["n"] for c in cats), rtol=1e-4)
     assert (tmp_path / "p.png").stat().st_size > 10_000
     r = wander("parity", "--model-dir", str(model_dir), "--split", "test", "--json", "--attribution")
     att = json.loads(r.stdout[:r.stdout.rindex("}") + 1])["band_error_attribution_meV"]

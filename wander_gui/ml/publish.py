@@ -199,18 +199,19 @@ def model_card_section(entry: dict) -> str:
                   "completed after publication; the model is unchanged)."]
     if val:
         lines += ["", "| twisted validation cell (never trained on) | atoms | force MAE (meV/Å) | DFT fmax (eV/Å) | "
-                  "H MAE on-site / intra / inter (meV) | H R² on-site / intra / inter | "
+                  "H MAE all (meV) | H MAE on-site / intra / inter (meV) | H R² on-site / intra / inter | "
                   "near-gap band MAE, path (meV) | near-gap band MAE at DFT k-points (meV) | gap error (meV) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         sources = set()
         for name, v in val.items():
             h = " / ".join(_fmt((v.get(f"h_{c}") or {}).get("mae_meV")) for c in ("onsite", "intra", "inter"))
             r2 = " / ".join(_fmt((v.get(f"h_{c}") or {}).get("r2"), 3) for c in ("onsite", "intra", "inter"))
+            h_all = _fmt((v.get("h_all") or {}).get("mae_meV"), 2)
             b, bp = v.get("bands") or {}, v.get("bands_dft_points") or {}
             if v.get("bands_source"):
                 sources.add(v["bands_source"].split(" (")[0])
             lines.append(f"| {name} | {v['atoms']} | {_fmt(v['force_mae_meV_per_A'])} | "
-                         f"{_fmt(v['dft_fmax_eV_per_A'], 3)} | {h} | {r2} | {_fmt(b.get('mae_meV'))} | "
+                         f"{_fmt(v['dft_fmax_eV_per_A'], 3)} | {h_all} | {h} | {r2} | {_fmt(b.get('mae_meV'))} | "
                          f"{_fmt(bp.get('mae_meV'))} | {_fmt(bp.get('gap_error_meV', b.get('gap_error_meV')))} |")
         if sources:
             lines += ["", "Band errors: states within 1 eV of the gap, both band sets aligned at their valence "

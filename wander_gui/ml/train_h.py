@@ -214,8 +214,9 @@ def forward(hm: HamiltonianModel, ex: HExample):
 
 
 def paired_values(hm: HamiltonianModel, examples: list[HExample]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(predicted, DFT) matrix elements (eV) per category (on-site / intra / inter) and per
-    ordered pair type ("intra M-X", ...), over the orbital entries that exist."""
+    """(predicted, DFT) matrix elements (eV) per category (on-site / intra / inter), per
+    ordered pair type ("intra M-X", ...) and over all of them ("all": the single Hamiltonian
+    MAE the WANDER paper reports), over the orbital entries that exist."""
     buckets: dict[str, list] = {}
     with torch.no_grad():
         for ex in examples:
@@ -231,6 +232,9 @@ def paired_values(hm: HamiltonianModel, examples: list[HExample]) -> dict[str, t
                         item = (hop[m][mk], ex.hop_target[m][mk])
                         buckets.setdefault(name, []).append(item)
                         buckets.setdefault(f"{name} {pname}", []).append(item)
+    buckets["all"] = [x for c in CATEGORIES for x in buckets.get(c, [])]
+    if not buckets["all"]:
+        del buckets["all"]
     return {k: (torch.cat([a for a, _ in v]).numpy(), torch.cat([b for _, b in v]).numpy())
             for k, v in buckets.items()}
 
