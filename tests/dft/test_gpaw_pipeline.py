@@ -94,6 +94,54 @@ def test_label_keeps_the_dft_eigenvalues_as_a_band_reference(tiny_wannier):
     assert worst < 0.01
 
 
+def test_wannier_label_resumes_from_stored_nscf_runs(tiny_wannier, tmp_path):
+    """With ``store`` both non-self-consistent runs are kept with their wave functions; a rerun
+    (an interrupted twisted-cell label) reuses them without calling GPAW again and gives the
+    label of an uninterrupted run."""
+    from wander_gui.dft.run import wannier_label
+    atoms, res, ref = tiny_wannier
+    kw = dict(vacuum=res.vacuum, mesh=(4, 4), txt=str(tmp_path / "nscf.txt"), store=tmp_path / "store")
+    first = wannier_label(res.calc, atoms, workdir=tmp_path / "w1", **kw)
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["nscf-check.gpw", "nscf-mesh.gpw"]
+
+    class NoNewRuns:
+        def fixed_density(self, **_):
+            raise AssertionError("the stored runs should have been used")
+    again = wannier_label(NoNewRuns(), atoms, workdir=tmp_path / "w2", **kw)
+    for lab in (first, again):
+        assert np.array_equal(lab.pairs.ij, ref.pairs.ij) and np.array_equal(lab.pairs.shift, ref.pairs.shift)
+        assert np.abs(lab.pairs.block - ref.pairs.block).max() < 1e-5
+        assert np.allclose(lab.check_eps, ref.check_eps, atol=1e-6)
+    # runs stored for another structure are not reused
+    moved = atoms.copy()
+    moved.positions[2, 2] += 0.05
+    with pytest.raises(AssertionError, match="stored runs"):
+        wannier_label(NoNewRuns(), moved, workdir=tmp_path / "w3", **kw)
+
+
+def test_validation_wannier_step_redoes_a_lost_density(tiny_scf, tmp_path, monkeypatch):
+    """A validation result whose SCF density is gone (a fresh machine) gets its Wannier label
+    from a redone SCF, whose energy and forces replace the stored ones; the stored
+    non-self-consistent runs are removed once the label is saved."""
+    from wander_gui.dft.validation import single_point
+    monkeypatch.setattr("wander_gui.dft.dataset.FIDELITY_LIMIT_EV", 0.15)  # the 200 eV test basis, 4x4 mesh
+    atoms, ref = tiny_scf
+    out, work = tmp_path / "out", tmp_path / "work"
+    opts = dict(settings=TINY, wannier_mesh_length=10.0, n_check=2, bands_npoints=0)
+    first = single_point(atoms, out, work, wannier=False, **opts)
+    assert "pair_values" not in first and (work / "scf.gpw").exists()
+    (work / "scf.gpw").unlink()
+    stored = dict(np.load(out / "result.npz"))
+    stored["forces"] = stored["forces"] + np.float32(0.5)  # a stale result is replaced, not kept
+    np.savez_compressed(out / "result.npz", **stored)
+    res = single_point(atoms, out, work, wannier=True, **opts)
+    assert "pair_values" in res and tuple(res["wannier_mesh"]) == (4, 4)
+    assert res["energy"] == pytest.approx(ref.energy, abs=2e-3)
+    assert np.abs(res["forces"] - ref.forces).max() < 2e-2
+    assert "scf_redo_seconds" in np.load(out / "result.npz").files
+    assert not (work / "nscf").exists()
+
+
 @pytest.fixture(scope="module")
 def shifted_wannier(tmp_path_factory):
     """A rigid shift puts the first Mo just outside the cell (GPAW wraps it back): the labels

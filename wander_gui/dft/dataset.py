@@ -198,13 +198,14 @@ def label_blocks(symbols, chunk: dict):
 
 
 def wannier_arrays(calc, atoms, vacuum: float, work: Path, name: str, txt: str, *,
-                   mesh: tuple[int, int] | None = None, n_check: int = 5) -> dict:
-    """Wannier label of one configuration as chunk arrays; raises if fidelity is too poor."""
+                   mesh: tuple[int, int] | None = None, n_check: int = 5, store=None) -> dict:
+    """Wannier label of one configuration as chunk arrays; raises if fidelity is too poor.
+    ``store``: see :func:`~wander_gui.dft.run.wannier_label`."""
     from wander_gui.core.materials import material_from_elements
     from wander_gui.core.orbitals import orbital_offsets
     from wander_gui.dft.run import wannier_label
     lab = wannier_label(calc, atoms, vacuum=vacuum, workdir=Path(work) / "w90" / name, txt=txt,
-                        mesh=mesh, n_check=n_check)
+                        mesh=mesh, n_check=n_check, store=store)
     if lab.fidelity_near_gap_eV > FIDELITY_LIMIT_EV:
         raise ConvergenceError(f"Wannier band fidelity {1000 * lab.fidelity_near_gap_eV:.1f} meV (max) near the gap "
                                f"exceeds {1000 * FIDELITY_LIMIT_EV:.0f} meV (frozen window "

@@ -166,6 +166,34 @@ def _resume_from(ck, atoms, txt, maxiter: int):
     return calc
 
 
+def _stored_nscf(store, name: str, atoms, run, *, n_k: int):
+    """``run()`` (a non-self-consistent GPAW run), or its result stored in ``store/name.gpw`` by
+    an earlier call for the same structure and number of k-points; stored when ``store`` is given."""
+    if store is None:
+        return run()
+    from gpaw import GPAW
+    path = Path(store) / f"nscf-{name}.gpw"
+    if path.exists():
+        try:
+            calc = GPAW(str(path), txt=None)
+            saved = calc.get_atoms()
+            d = saved.get_scaled_positions() - atoms.get_scaled_positions()  # both wrapped into the cell
+            d -= np.round(d)
+            if (saved.get_chemical_symbols() == atoms.get_chemical_symbols() and np.abs(d @ atoms.cell.array).max() < 1e-6
+                    and len(calc.get_ibz_k_points()) == n_k):
+                log.info("using the stored non-self-consistent run %s", path)
+                return calc
+            log.warning("%s is for another structure or k-mesh; running again", path)
+        except Exception as exc:  # unreadable, e.g. from a killed write before the rename
+            log.warning("ignoring %s: %s", path, exc)
+    calc = run()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.gpw")
+    calc.write(str(tmp), mode="all")
+    tmp.replace(path)
+    return calc
+
+
 @dataclass
 class WannierLabel:
     pairs: object  # PairBlocks
@@ -238,12 +266,15 @@ def wannier_windows(eps_kn: np.ndarray, *, nocc: int, first: int,
 
 
 def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | None = None,
-                  n_check: int = 5, r_max: float = 12.0, workdir, txt="-") -> WannierLabel:
+                  n_check: int = 5, r_max: float = 12.0, workdir, txt="-", store=None) -> WannierLabel:
     """Wannier H(R) (vacuum-referenced) from a converged density, with band-fidelity checks.
 
     Two non-self-consistent runs on the converged density: the Γ-centred ``mesh`` (for
     Wannier90) and a few off-mesh check points. Fidelity = largest |ε_W − ε_DFT| at the
     check points, near the gap ([VBM − 1, CBM + 1] eV) and over the frozen window.
+    ``store`` (a folder): each finished non-self-consistent run is written there with its
+    wave functions and reused by a rerun, so a twisted cell's label (hours) survives an
+    interrupted session after each of its two runs; the caller removes the folder.
     """
     from wander_gui.dft.wannier import (band_fidelity, hopping_centroid_offsets, real_space_pairs,
                                         wannier90_mesh_hamiltonian)
@@ -254,9 +285,10 @@ def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | Non
     t0 = time.perf_counter()
     # nb bands converged plus an unconverged buffer: the outer window only uses converged states
     nscf = dict(symmetry="off", nbands=nb + 2 * nfu, convergence={"bands": nb}, txt=txt)
-    cm = scf_calc.fixed_density(kpts={"size": (*mesh, 1), "gamma": True}, **nscf)
     check = check_kpoints(mesh, n=n_check, seed=len(atoms))
-    cc = scf_calc.fixed_density(kpts=check, **nscf)
+    cm = _stored_nscf(store, "mesh", atoms, lambda: scf_calc.fixed_density(
+        kpts={"size": (*mesh, 1), "gamma": True}, **nscf), n_k=mesh[0] * mesh[1])
+    cc = _stored_nscf(store, "check", atoms, lambda: scf_calc.fixed_density(kpts=check, **nscf), n_k=len(check))
     nk = mesh[0] * mesh[1]
     em = np.array([cm.get_eigenvalues(kpt=k)[:nb] for k in range(nk)]) - vacuum
     ec = np.array([cc.get_eigenvalues(kpt=k)[:nb] for k in range(len(check))]) - vacuum

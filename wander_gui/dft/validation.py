@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -110,15 +111,21 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
     else:
         calc = None
     if wannier and not has_current_label(arrays):
+        if calc is None and not gpw.exists():
+            calc = _redo_scf(atoms, arrays, settings, work_dir, res_path)
         calc = calc or GPAW(str(gpw), txt=None)
         from wander_gui.dft.dataset import wannier_arrays
         t0 = time.perf_counter()
         from wander_gui.dft.settings import kmesh
         mesh = kmesh(atoms, wannier_mesh_length) if wannier_mesh_length else None
+        # the two non-self-consistent runs (an hour each for the 21.79° cells) are kept until
+        # the label is saved, so an interrupted session loses at most one of them
         arrays.update(wannier_arrays(calc, atoms, float(arrays["vacuum_level"]), work_dir, "w90",
-                                     str(work_dir / "nscf.txt"), mesh=mesh, n_check=n_check))
+                                     str(work_dir / "nscf.txt"), mesh=mesh, n_check=n_check,
+                                     store=work_dir / "nscf"))
         arrays["wannier_total_seconds"] = np.float64(time.perf_counter() - t0)
         save_chunk(res_path, arrays)
+        shutil.rmtree(work_dir / "nscf", ignore_errors=True)
     if wannier and bands_npoints > 0 and "bands_eV" not in arrays:
         calc = calc or GPAW(str(gpw), txt=None)
         from wander_gui.dft.run import nbands_for
@@ -134,6 +141,28 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
                       n_occupied=np.int32(round(cb.get_number_of_electrons() / 2)))
         save_chunk(res_path, arrays)
     return arrays
+
+
+def _redo_scf(atoms, arrays: dict, settings: DFTSettings, work_dir: Path, res_path: Path):
+    """The SCF again for a result whose density (``work_dir/scf.gpw``) is gone, before its
+    Wannier step: checked against the stored energy and forces, then the stored ones are
+    replaced so that forces and Hamiltonian come from one density. Returns the calculator."""
+    from wander_gui.dft.dataset import REDO_ENERGY_TOL, REDO_FORCE_TOL
+    from wander_gui.dft.run import scf
+    log.info("%s: no stored density; redoing the SCF for the Wannier step", res_path.parent.name)
+    t0 = time.perf_counter()
+    r = scf(atoms, settings, txt=str(work_dir / "scf-redo.txt"), checkpoint=work_dir / "scf-checkpoint.gpw")
+    de = abs(r.energy - float(arrays["energy"])) / len(atoms)
+    df = float(np.abs(r.forces - arrays["forces"]).max())
+    if de > REDO_ENERGY_TOL or df > REDO_FORCE_TOL:
+        log.warning("%s: the redone SCF differs from the stored result by %.2f meV/atom, %.1f meV/Å (max); "
+                    "keeping the new one", res_path.parent.name, 1000 * de, 1000 * df)
+    arrays.update(energy=np.float64(r.energy), forces=r.forces.astype(np.float32),
+                  vacuum_level=np.float64(r.vacuum), vacuum_step=np.float64(r.vacuum_step),
+                  fermi_level=np.float64(r.fermi), scf_redo_seconds=np.float64(time.perf_counter() - t0))
+    r.calc.write(str(work_dir / "scf.gpw"))
+    save_chunk(res_path, arrays)
+    return r.calc
 
 
 def add_validation_vacuum_steps(out="pretrained/validation", work="work_dft/validation") -> list[str]:
@@ -163,7 +192,6 @@ def relax_reference(name: str, out="pretrained/validation", work="work_dft/valid
     beside the result in ``out/<name>/relax`` — versioned with it — and the text logs in
     ``work``. ``settings``: for a new relaxation (a started one keeps its own); ``hessian_from``:
     see :func:`~wander_gui.dft.relax.dft_relax` (restarts BFGS from the force field's curvature)."""
-    import shutil
     from dataclasses import asdict
 
     from wander_gui.dft.relax import dft_relax
