@@ -16,6 +16,8 @@ from wander_gui.core.relax import displacement_map, relax
 from wander_gui.errors import InputError, ModelError, RelaxationError, WanderError
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+#: twisted validation results: the current k-mesh rule's folder first, then the former's
+VALIDATION_DIRS = (PRETRAINED_DIR / "validation-k18", PRETRAINED_DIR / "validation")
 
 
 @dataclass(frozen=True)
@@ -147,20 +149,13 @@ def band_accuracy(info: dict | None) -> BandAccuracy | None:
 
 
 def validation_reference(atoms) -> dict | None:
-    """DFT results of the project's twisted validation cell that ``atoms`` is (same (m, n),
-    stacking, no strain), with its name; None when there is none. Energies vacuum-referenced."""
-    import numpy as np
-
-    from wander_gui.dft.validation import CELLS, load_result
-    info = atoms.info
-    if "mn" not in info or np.abs(np.asarray(info.get("strain_top", [0]))).max() > 0:
-        return None
-    for name, (m, n, st) in CELLS.items():
-        if (m, n) == tuple(info["mn"]) and st == info.get("stacking") and len(atoms) == 6 * (m * m + m * n + n * n):
-            res = load_result(PRETRAINED_DIR / "validation", name)
-            if res is not None:
-                return dict(res, name=name)
-    return None
+    """DFT results of the project's validation cell that ``atoms`` is (same species, cell and
+    positions), with its name; None when there is none. Energies vacuum-referenced. Results of
+    the current k-mesh rule come first, completed from the former (``result["sources"]``)."""
+    from wander_gui.dft.validation import load_merged, matching_cell
+    name = matching_cell(atoms)
+    res = None if name is None else load_merged(VALIDATION_DIRS, name)
+    return None if res is None else dict(res, name=name)
 
 
 def reference_bands(ref: dict, npoints: int = 40):
@@ -236,16 +231,20 @@ def reference_tb(ref: dict):
 
 
 def dft_point_bands(ref: dict):
-    """The DFT eigenvalues themselves (no interpolation) at the k-points of the Wannier step
-    (its mesh and off-mesh check points), d–p manifold only, as a BandResult; None when the
-    result does not store them."""
-    if ref is None or "dft_eps_eV" not in ref:
-        return None
+    """The DFT eigenvalues themselves (no interpolation), d–p manifold only, as a BandResult:
+    at the k-points of the Wannier step (its mesh and off-mesh check points) or, for a result
+    without one, at the SCF's k-mesh; None when the result stores neither."""
     import numpy as np
-    e, _ = _dft_manifold(ref, ref["dft_eps_eV"])
-    nv = int((e[0] <= float(ref["vbm"]) + 1e-4).sum())
-    return _dft_band_result(np.asarray(ref["dft_kpts"], float), e, nv,
-                            source="DFT eigenvalues at the Wannier mesh and check k-points")
+    if ref is not None and "dft_eps_eV" in ref:
+        e, _ = _dft_manifold(ref, ref["dft_eps_eV"])
+        nv = int((e[0] <= float(ref["vbm"]) + 1e-4).sum())
+        return _dft_band_result(np.asarray(ref["dft_kpts"], float), e, nv,
+                                source="DFT eigenvalues at the Wannier mesh and check k-points")
+    if ref is not None and "scf_eps_eV" in ref:
+        e, m0 = _dft_manifold(ref, ref["scf_eps_eV"])
+        return _dft_band_result(np.asarray(ref["scf_kpts"], float), e, int(ref["n_occupied"]) - m0,
+                                source="DFT eigenvalues at the SCF k-mesh")
+    return None
 
 
 def band_errors(pred, ref, window: float = 1.0) -> dict:
@@ -260,7 +259,9 @@ def band_errors(pred, ref, window: float = 1.0) -> dict:
     sel = (r >= -window) & (r <= gap + window)
     d = np.abs(p - r)[sel]
     return {"mae_meV": 1000 * float(d.mean()), "max_meV": 1000 * float(d.max()),
-            "gap_error_meV": 1000 * float((pred.cbm - pred.vbm) - gap)}
+            "gap_error_meV": 1000 * float((pred.cbm - pred.vbm) - gap),
+            # unaligned: both vacuum-referenced, so these test the absolute (per-layer) alignment
+            "vbm_error_meV": 1000 * float(pred.vbm - ref.vbm), "cbm_error_meV": 1000 * float(pred.cbm - ref.cbm)}
 
 
 def orbital_layers(atoms):

@@ -123,6 +123,7 @@ def test_validation_wannier_step_redoes_a_lost_density(tiny_scf, tmp_path, monke
     """A validation result whose SCF density is gone (a fresh machine) gets its Wannier label
     from a redone SCF, whose energy and forces replace the stored ones; the stored
     non-self-consistent runs are removed once the label is saved."""
+    from wander_gui.backend import dft_point_bands
     from wander_gui.dft.validation import single_point
     monkeypatch.setattr("wander_gui.dft.dataset.FIDELITY_LIMIT_EV", 0.15)  # the 200 eV test basis, 4x4 mesh
     atoms, ref = tiny_scf
@@ -130,6 +131,8 @@ def test_validation_wannier_step_redoes_a_lost_density(tiny_scf, tmp_path, monke
     opts = dict(settings=TINY, wannier_mesh_length=10.0, n_check=2, bands_npoints=0)
     first = single_point(atoms, out, work, wannier=False, **opts)
     assert "pair_values" not in first and (work / "scf.gpw").exists()
+    scf_bands = dft_point_bands(first)  # without a Wannier step: the SCF's own eigenvalues
+    assert scf_bands.source == "DFT eigenvalues at the SCF k-mesh" and scf_bands.kpts_kc.shape == (4, 3)
     (work / "scf.gpw").unlink()
     stored = dict(np.load(out / "result.npz"))
     stored["forces"] = stored["forces"] + np.float32(0.5)  # a stale result is replaced, not kept
@@ -140,6 +143,14 @@ def test_validation_wannier_step_redoes_a_lost_density(tiny_scf, tmp_path, monke
     assert np.abs(res["forces"] - ref.forces).max() < 2e-2
     assert "scf_redo_seconds" in np.load(out / "result.npz").files
     assert not (work / "nscf").exists()
+    # the SCF's 2x2 mesh is part of the label's Γ-centred 4x4 mesh: same d–p eigenvalues there
+    wan = dft_point_bands(res)
+    assert wan.source.startswith("DFT eigenvalues at the Wannier mesh")
+    for k, e in zip(scf_bands.kpts_kc, scf_bands.e_kn):
+        d = np.abs((wan.kpts_kc - k + 0.5) % 1.0 - 0.5).sum(axis=1)
+        assert d.min() < 1e-6
+        assert np.abs(wan.e_kn[d.argmin()] - e).max() < 0.01
+    assert scf_bands.n_valence == wan.n_valence
 
 
 @pytest.fixture(scope="module")

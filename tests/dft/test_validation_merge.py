@@ -31,3 +31,32 @@ def test_results_of_different_structures_are_not_combined(tmp_path):
     _write(tmp_path / "b", "cell", numbers=numbers, positions=pos + 0.01, pair_values=np.ones(4))
     with pytest.raises(DataError, match="different structures"):
         load_merged([tmp_path / "a", tmp_path / "b"], "cell")
+
+
+def test_validation_cells_are_recognised_by_structure():
+    """The app shows a DFT reference when the built cell is a validation cell: same species,
+    cell and positions (up to lattice vectors), however it was built."""
+    from wander_gui.core.builder import build_twisted
+    from wander_gui.core.layers import ensure_layers
+    from wander_gui.dft.validation import matching_cell
+    assert matching_cell(build_twisted("MoS2", "R", mn=(1, 2))) == "tw21.79-R"
+    assert matching_cell(build_twisted("MoS2", "H", mn=(1, 2))) == "tw21.79-H"
+    shifted = build_twisted("MoS2", "R", mn=(2, 3))
+    shifted.positions[5] += shifted.cell[0] - shifted.cell[1]
+    assert matching_cell(shifted) == "tw13.17-R"
+    moved = build_twisted("MoS2", "R", mn=(1, 2))
+    moved.positions[3, 2] += 0.01
+    assert matching_cell(moved) is None
+    assert matching_cell(build_twisted("MoS2", "R", angle=21.79, strain_percent=1.0)) is None
+    het = build_twisted("MoS2", "R", angle=11.0, strain_percent=2.0, max_atoms=400, max_residual_strain=0.002)
+    assert matching_cell(het) == "het10.89-R"
+    layer = ensure_layers(het)
+    assert len(het) == 165 and sorted(np.bincount(layer)) == [81, 84]  # 27 + 28 formula units
+
+
+def test_unknown_validation_cell_is_refused_with_the_allowed_names():
+    from wander_gui.dft.validation import CELLS, run_validation
+    from wander_gui.errors import InputError
+    with pytest.raises(InputError, match="tw21.79-R.*het10.89-R"):
+        run_validation(names=["tw21.79-R", "tw99-X"])
+    assert "het10.89-R" in CELLS

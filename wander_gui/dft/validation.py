@@ -8,6 +8,7 @@ a new SCF.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -19,21 +20,58 @@ import numpy as np
 from wander_gui.dft.dataset import (chunk_k_density, has_current_label, same_structure, save_chunk,
                                     structure_arrays)
 from wander_gui.dft.settings import LEVEL_OF_THEORY, DFTSettings
-from wander_gui.errors import DataError
+from wander_gui.errors import DataError, InputError
 
 log = logging.getLogger(__name__)
 
-#: name -> (m, n, stacking); the issue's set: 21.79° R and H (42 atoms), 13.17° R (114)
-CELLS = {"tw21.79-R": (1, 2, "R"), "tw21.79-H": (1, 2, "H"), "tw13.17-R": (2, 3, "R"),
-         "tw9.43-R": (3, 4, "R")}
+#: name -> arguments of :func:`~wander_gui.core.builder.build_twisted` (MoS2). The twisted set:
+#: 21.79° R and H (42 atoms), 13.17° R (114), 9.43° R (222). ``het10.89-R``: the smallest cell
+#: with unequal atom counts per layer within the app's strain range (28 + 27 formula units,
+#: 165 atoms, top layer +1.84 % biaxial; the coincidence search's best cell for 11° and 2 %
+#: with a 0.2 % residual strain) — the check that vacuum-referenced on-site energies need no
+#: extra per-layer constant when the layers hold different numbers of atoms.
+CELLS = {"tw21.79-R": dict(mn=(1, 2), stacking="R"), "tw21.79-H": dict(mn=(1, 2), stacking="H"),
+         "tw13.17-R": dict(mn=(2, 3), stacking="R"), "tw9.43-R": dict(mn=(3, 4), stacking="R"),
+         "het10.89-R": dict(angle=11.0, strain_percent=2.0, max_atoms=400, max_residual_strain=0.002,
+                            stacking="R")}
+
+
+def check_cell_name(name: str) -> str:
+    if name not in CELLS:
+        raise InputError(f"unknown validation cell {name!r}; allowed: {', '.join(CELLS)}")
+    return name
+
+
+@functools.lru_cache(maxsize=None)
+def _cell(name: str):
+    from wander_gui.core.builder import build_twisted
+    a = build_twisted("MoS2", **CELLS[check_cell_name(name)])
+    a.info["validation_cell"] = name
+    return a
 
 
 def cell_atoms(name: str):
-    from wander_gui.core.builder import build_twisted
-    m, n, st = CELLS[name]
-    a = build_twisted("MoS2", st, mn=(m, n))
-    a.info["validation_cell"] = name
-    return a
+    """The rigid (unrelaxed) structure of a validation cell, as the app's builder makes it."""
+    return _cell(name).copy()
+
+
+def matching_cell(atoms) -> str | None:
+    """The name of the validation cell that ``atoms`` is (same species, cell and positions
+    to 1e-3 Å, up to lattice vectors), or None."""
+    for name, kw in CELLS.items():
+        if "mn" in kw:  # cheap filter before building: 6 (m² + mn + n²) atoms
+            m, n = kw["mn"]
+            if len(atoms) != 6 * (m * m + m * n + n * n):
+                continue
+        ref = _cell(name)
+        if len(ref) != len(atoms) or ref.get_chemical_symbols() != atoms.get_chemical_symbols() \
+                or not np.allclose(ref.cell.array[:2], atoms.cell.array[:2], atol=1e-3):
+            continue
+        d = np.linalg.solve(ref.cell.array.T, (atoms.positions - ref.positions).T).T
+        d[:, :2] -= np.round(d[:, :2])
+        if np.abs(d @ ref.cell.array).max() < 1e-3:
+            return name
+    return None
 
 
 def load_result(out: Path, name: str) -> dict | None:
@@ -98,6 +136,7 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
         # checkpointed every 5 iterations: a 114-atom SCF outlasts a working session
         r = scf(atoms, settings, txt=str(work_dir / "scf.txt"), checkpoint=work_dir / "scf-checkpoint.gpw")
         arrays.update(structure_arrays(atoms))
+        arrays.update(scf_eigenvalue_arrays(r.calc, float(r.vacuum)))
         arrays.update(energy=np.float64(r.energy), forces=r.forces.astype(np.float32),
                       vacuum_level=np.float64(r.vacuum), vacuum_step=np.float64(r.vacuum_step),
                       fermi_level=np.float64(r.fermi),
@@ -143,6 +182,16 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
     return arrays
 
 
+def scf_eigenvalue_arrays(calc, vacuum: float) -> dict:
+    """The SCF's own eigenvalues (vacuum-referenced, float32) at its k-mesh (fractional) and the
+    number of occupied bands: a band reference where no Wannier step is run (the SCF
+    converges every band of the d–p manifold, see :func:`~wander_gui.dft.run.nbands_for`)."""
+    kpts = np.asarray(calc.get_bz_k_points(), float)
+    eps = np.array([calc.get_eigenvalues(kpt=k) for k in range(len(kpts))]) - vacuum
+    return dict(scf_kpts=kpts.astype(np.float32), scf_eps_eV=eps.astype(np.float32),
+                n_occupied=np.int32(round(calc.get_number_of_electrons() / 2)))
+
+
 def _redo_scf(atoms, arrays: dict, settings: DFTSettings, work_dir: Path, res_path: Path):
     """The SCF again for a result whose density (``work_dir/scf.gpw``) is gone, before its
     Wannier step: checked against the stored energy and forces, then the stored ones are
@@ -159,7 +208,8 @@ def _redo_scf(atoms, arrays: dict, settings: DFTSettings, work_dir: Path, res_pa
                     "keeping the new one", res_path.parent.name, 1000 * de, 1000 * df)
     arrays.update(energy=np.float64(r.energy), forces=r.forces.astype(np.float32),
                   vacuum_level=np.float64(r.vacuum), vacuum_step=np.float64(r.vacuum_step),
-                  fermi_level=np.float64(r.fermi), scf_redo_seconds=np.float64(time.perf_counter() - t0))
+                  fermi_level=np.float64(r.fermi), scf_redo_seconds=np.float64(time.perf_counter() - t0),
+                  **scf_eigenvalue_arrays(r.calc, float(r.vacuum)))
     r.calc.write(str(work_dir / "scf.gpw"))
     save_chunk(res_path, arrays)
     return r.calc
@@ -233,6 +283,8 @@ def run_validation(out="pretrained/validation", work="work_dft/validation", *, n
                    hessian_from=None, **wannier_options) -> None:
     opts = {**VALIDATION_WANNIER, **wannier_options}
     for name in names or list(CELLS):
+        check_cell_name(name)
+    for name in names or list(CELLS):
         log.info("validation cell %s", name)
         single_point(cell_atoms(name), Path(out) / name, Path(work) / name, wannier=wannier, settings=settings,
                      **opts)
@@ -248,7 +300,8 @@ def validation_info(out="pretrained/validation") -> tuple[list, dict]:
             continue
         kinds = ["energy+forces"] + (["hamiltonian"] if has_current_label(r) else []) + \
                 (["bands"] if "bands_eV" in r else []) + \
-                (["eigenvalues (Wannier mesh + check points)"] if "dft_eps_eV" in r else [])
+                (["eigenvalues (Wannier mesh + check points)"] if "dft_eps_eV" in r else []) + \
+                (["eigenvalues (SCF k-mesh)"] if "scf_eps_eV" in r else [])
         cells.append({"name": name, "atoms": int(len(r["numbers"])), "kinds": kinds})
         secs[name] = {k: float(r[k]) for k in ("scf_seconds", "wannier_total_seconds", "bands_seconds") if k in r}
     return cells, secs

@@ -200,8 +200,9 @@ def model_card_section(entry: dict) -> str:
     if val:
         lines += ["", "| twisted validation cell (never trained on) | atoms | force MAE (meV/Å) | DFT fmax (eV/Å) | "
                   "H MAE all (meV) | H MAE on-site / intra / inter (meV) | H R² on-site / intra / inter | "
-                  "near-gap band MAE, path (meV) | near-gap band MAE at DFT k-points (meV) | gap error (meV) |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "near-gap band MAE, path (meV) | near-gap band MAE at DFT k-points (meV) | gap error (meV) | "
+                  "VBM / CBM error, vacuum-referenced (meV) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         sources = set()
         for name, v in val.items():
             h = " / ".join(_fmt((v.get(f"h_{c}") or {}).get("mae_meV")) for c in ("onsite", "intra", "inter"))
@@ -212,12 +213,16 @@ def model_card_section(entry: dict) -> str:
                 sources.add(v["bands_source"].split(" (")[0])
             lines.append(f"| {name} | {v['atoms']} | {_fmt(v['force_mae_meV_per_A'])} | "
                          f"{_fmt(v['dft_fmax_eV_per_A'], 3)} | {h_all} | {h} | {r2} | {_fmt(b.get('mae_meV'))} | "
-                         f"{_fmt(bp.get('mae_meV'))} | {_fmt(bp.get('gap_error_meV', b.get('gap_error_meV')))} |")
+                         f"{_fmt(bp.get('mae_meV'))} | {_fmt(bp.get('gap_error_meV', b.get('gap_error_meV')))} | "
+                         f"{_fmt(bp.get('vbm_error_meV'))} / {_fmt(bp.get('cbm_error_meV'))} |")
         if sources:
             lines += ["", "Band errors: states within 1 eV of the gap, both band sets aligned at their valence "
                       f"maximum; the path reference is the {' / '.join(sorted(sources))}; the DFT k-points are the "
                       "Wannier mesh and off-mesh check points of the DFT run (plain DFT eigenvalues, no "
-                      "interpolation); the gap error is taken at those points."]
+                      "interpolation; for a cell without a Wannier step, the SCF's own k-mesh); the gap error "
+                      "is taken at those points, and the VBM / CBM errors there compare the band edges without "
+                      "any alignment (both vacuum-referenced: a per-layer offset such as the WANDER paper's "
+                      "constant C for layers of unequal atom counts would show here)."]
         folders = {x for v in val.values() for x in (v.get("sources") or {}).values()}
         if len(folders) > 1:
             lines += ["", "DFT results from several folders: " + "; ".join(
