@@ -65,6 +65,17 @@ def test_publish_then_load_by_name(tiny_model_dir, tmp_path, monkeypatch):
         assert "DFT results from several folders" in (pre / "README.md").read_text()
         shutil.rmtree(forces_only)
     assert len(json.loads((pre / "manifest.json").read_text())["models"]) == 1
+    # heads trained on a published force field (no ff_metrics.json in the run folder): the force
+    # field's metrics are those published with the same ff.pt
+    heads_only = tmp_path / "heads-only"
+    shutil.copytree(run, heads_only)
+    (heads_only / "ff_metrics.json").unlink()
+    h = publish.publish(heads_only, "mos2-test-heads", pretrained_dir=pre, dataset_dir=pre / "dataset")
+    assert h["metrics"]["ff"] == json.loads((pre / "manifest.json").read_text())["models"][1]["metrics"]["ff"]
+    assert h["config"]["ff"] == entry["config"]["ff"] and h["seed"] == entry["seed"]
+    manifest = json.loads((pre / "manifest.json").read_text())
+    manifest["models"] = [m for m in manifest["models"] if m["name"] != "mos2-test-heads"]
+    (pre / "manifest.json").write_text(json.dumps(manifest))
     assert (pre / "README.md").read_text().count("<!-- model:mos2-test -->") == 1
     monkeypatch.setattr(registry, "PRETRAINED", pre)
     m = registry.load_model("mos2-test")

@@ -180,7 +180,7 @@ def model_card_section(entry: dict) -> str:
     if any(steps.get(p) for p in ("train", "val", "test")):
         lines += ["", "| layer dipole: step between the two vacuum levels, predicted vs DFT (every configuration "
                   "that stores it, energies-and-forces ones included) | split | configs | MAE (meV) | R² | "
-                  "mean \|ΔV_DFT\| (meV) |", "|---|---|---|---|---|---|"]
+                  "mean \\|ΔV_DFT\\| (meV) |", "|---|---|---|---|---|---|"]
         for part in ("train", "val", "test"):
             r = steps.get(part)
             if r:
@@ -315,6 +315,14 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
         mfile = run_dir / f"{key}_metrics.json"
         if mfile.exists():
             metrics[key] = json.loads(mfile.read_text())
+    manifest = pre / "manifest.json"
+    data = json.loads(manifest.read_text()) if manifest.exists() else {"models": []}
+    published = data["models"]
+    if "ff" not in metrics:  # heads trained on a published force field: its metrics as published
+        same = next((m for m in published if m.get("files", {}).get("ff", {}).get("sha256") == files["ff"]["sha256"]
+                     and "ff" in m.get("metrics", {})), None)
+        if same is not None:
+            metrics["ff"] = {"config": (same.get("config") or {}).get("ff"), **same["metrics"]["ff"]}
     info = dataset_info(dataset_dir)
     if k_density is not None:
         from wander_gui.dft.settings import level_of_theory
@@ -341,9 +349,7 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
                          "validation": val, "band_error_attribution": attribution}}
     if (run_dir / "ablation" / "ablation.json").exists():
         entry["metrics"]["ablation"] = json.loads((run_dir / "ablation" / "ablation.json").read_text())
-    manifest = pre / "manifest.json"
-    data = json.loads(manifest.read_text()) if manifest.exists() else {"models": []}
-    data["models"] = [entry] + [m for m in data["models"] if m["name"] != name]
+    data["models"] = [entry] + [m for m in published if m["name"] != name]
     manifest.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     update_model_card(pre / "README.md", entry)
     return entry
