@@ -235,6 +235,10 @@ def test_scf_checkpoint_continues_an_interrupted_run(tiny_scf, tmp_path):
     moved.positions[1, 2] += 0.05
     res2 = scf(moved, TINY, txt=str(tmp_path / "d.txt"), checkpoint=ck)
     assert res2.n_iter >= ref.n_iter - 2 and not ck.exists()
+    # the first iteration (the costly initial guess) is banked before the first regular checkpoint
+    with pytest.raises(ConvergenceError):
+        scf(atoms, replace(TINY, maxiter=2), txt=str(tmp_path / "e.txt"), checkpoint=ck, checkpoint_every=5)
+    assert ck.exists()
 
 
 def test_vacuum_step_is_odd_under_the_layer_mirror(tiny_scf, tmp_path):
