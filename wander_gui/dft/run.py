@@ -171,7 +171,7 @@ def _resume_from(ck, atoms, txt, maxiter: int):
 
 
 def _stored_nscf(store, name: str, atoms, run, *, n_k: int):
-    """``run()`` (a non-self-consistent GPAW run), or its result stored in ``store/name.gpw`` by
+    """``run()`` (a non-self-consistent GPAW run), or its result stored in ``store/nscf-NAME.gpw`` by
     an earlier call for the same structure and number of k-points; stored when ``store`` is given."""
     if store is None:
         return run()
@@ -183,8 +183,9 @@ def _stored_nscf(store, name: str, atoms, run, *, n_k: int):
             saved = calc.get_atoms()
             d = saved.get_scaled_positions() - atoms.get_scaled_positions()  # both wrapped into the cell
             d -= np.round(d)
-            if (saved.get_chemical_symbols() == atoms.get_chemical_symbols() and np.abs(d @ atoms.cell.array).max() < 1e-6
-                    and len(calc.get_ibz_k_points()) == n_k):
+            same = saved.get_chemical_symbols() == atoms.get_chemical_symbols() and \
+                np.abs(d @ atoms.cell.array).max() < 1e-6
+            if same and len(calc.get_ibz_k_points()) == n_k:
                 log.info("using the stored non-self-consistent run %s", path)
                 return calc
             log.warning("%s is for another structure or k-mesh; running again", path)
