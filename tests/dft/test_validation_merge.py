@@ -60,3 +60,18 @@ def test_unknown_validation_cell_is_refused_with_the_allowed_names():
     with pytest.raises(InputError, match="tw21.79-R.*het10.89-R"):
         run_validation(names=["tw21.79-R", "tw99-X"])
     assert "het10.89-R" in CELLS
+
+
+def test_validation_info_lists_every_folder_and_takes_times_from_the_first(tmp_path):
+    from wander_gui.dft.validation import validation_info
+    numbers, pos = np.array([42, 16, 16]), np.arange(9.0).reshape(3, 3)
+    k18, k12 = tmp_path / "validation-k18", tmp_path / "validation"
+    _write(k18, "tw21.79-R", numbers=numbers, positions=pos, forces=np.ones((3, 3)), scf_seconds=2.0,
+           scf_eps_eV=np.zeros((1, 4)))
+    _write(k12, "tw21.79-R", numbers=numbers, positions=pos, forces=np.ones((3, 3)), scf_seconds=5.0)
+    _write(k12, "tw13.17-R", numbers=numbers, positions=pos, forces=np.ones((3, 3)), scf_seconds=7.0)
+    cells, secs = validation_info([k18, k12])
+    assert [(c["name"], c["folder"]) for c in cells] == [("tw21.79-R", "validation-k18"), ("tw21.79-R", "validation"),
+                                                         ("tw13.17-R", "validation")]
+    assert cells[0]["kinds"] == ["energy+forces", "eigenvalues (SCF k-mesh)"]
+    assert secs == {"tw21.79-R": {"scf_seconds": 2.0}, "tw13.17-R": {"scf_seconds": 7.0}}

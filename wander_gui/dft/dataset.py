@@ -422,7 +422,7 @@ def dataset_info(out) -> dict:
         raise DataError(f"no dataset at {str(out)!r} (expected a chunks/ folder)")
     rows = load_chunks(out)
     from wander_gui.dft.validation import validation_info
-    cells, secs = validation_info(out.parent / "validation")
+    cells, secs = validation_info([out.parent / "validation-k18", out.parent / "validation"])
     levels = sorted({chunk_k_density(r["meta"]) for r in rows}) or [DFTSettings().k_density]
 
     def counts(rs):

@@ -292,18 +292,26 @@ def run_validation(out="pretrained/validation", work="work_dft/validation", *, n
             relax_reference(name, out, work, settings=settings, hessian_from=hessian_from)
 
 
-def validation_info(out="pretrained/validation") -> tuple[list, dict]:
+def validation_info(dirs="pretrained/validation") -> tuple[list, dict]:
+    """(cells, seconds) of the validation results in one folder or several: a row per cell and
+    folder (name, atoms, what was computed, the folder and its k-mesh rule, wall times) and the
+    wall times of each cell from the first folder that holds it."""
+    dirs = [dirs] if isinstance(dirs, (str, Path)) else list(dirs)
     cells, secs = [], {}
-    for name in CELLS:
-        r = load_result(Path(out), name)
-        if r is None:
-            continue
-        kinds = ["energy+forces"] + (["hamiltonian"] if has_current_label(r) else []) + \
+    for d in dirs:
+        for name in CELLS:
+            r = load_result(Path(d), name)
+            if r is None:
+                continue
+            kinds = ["energy+forces"] + (["hamiltonian"] if has_current_label(r) else []) + \
                 (["bands"] if "bands_eV" in r else []) + \
                 (["eigenvalues (Wannier mesh + check points)"] if "dft_eps_eV" in r else []) + \
                 (["eigenvalues (SCF k-mesh)"] if "scf_eps_eV" in r else [])
-        cells.append({"name": name, "atoms": int(len(r["numbers"])), "kinds": kinds})
-        secs[name] = {k: float(r[k]) for k in ("scf_seconds", "wannier_total_seconds", "bands_seconds") if k in r}
+            times = {k: float(r[k]) for k in ("scf_seconds", "scf_redo_seconds", "wannier_total_seconds",
+                                              "bands_seconds", "relax_seconds") if k in r}
+            cells.append({"name": name, "atoms": int(len(r["numbers"])), "kinds": kinds, "folder": Path(d).name,
+                          "k_density": chunk_k_density(r["meta"]) if "meta" in r else None, "dft_seconds": times})
+            secs.setdefault(name, times)
     return cells, secs
 
 
