@@ -234,6 +234,16 @@ def wannier_arrays(calc, atoms, vacuum: float, work: Path, name: str, txt: str, 
     return out
 
 
+def warn_if_redo_differs(name: str, res, energy: float, forces) -> None:
+    """Log a warning when a redone SCF (``res``) differs from the stored energy and forces by more
+    than REDO_ENERGY_TOL per atom or REDO_FORCE_TOL (the new result is kept either way)."""
+    de = abs(res.energy - energy) / len(res.forces)
+    df = float(np.abs(res.forces - forces).max())
+    if de > REDO_ENERGY_TOL or df > REDO_FORCE_TOL:
+        log.warning("%s: the redone SCF differs from the stored result by %.2f meV/atom, %.1f meV/Å (max); "
+                    "keeping the new one", name, 1000 * de, 1000 * df)
+
+
 def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings = DFTSettings(), *,
                  wannier: bool = True) -> dict:
     """Run SCF (+ Wannier label) for one configuration and write its chunk.
@@ -271,11 +281,7 @@ def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings 
                 "fidelity_meV": 1000 * float(arrays["fidelity_near_gap_eV"])}
     res = scf(atoms, settings, txt=str(txt))
     if stored is not None:
-        de = abs(res.energy - stored[0]) / len(atoms)
-        df = float(np.abs(res.forces - stored[1]).max())
-        if de > REDO_ENERGY_TOL or df > REDO_FORCE_TOL:
-            log.warning("%s: the redone SCF differs from the stored label by %.2f meV/atom, %.1f meV/Å (max); "
-                        "keeping the new one", spec.name, 1000 * de, 1000 * df)
+        warn_if_redo_differs(spec.name, res, *stored)
     arrays = structure_arrays(atoms)
     arrays.update(energy=np.float64(res.energy), forces=res.forces.astype(np.float32),
                   energy_d3=np.float64(res.energy_d3), vacuum_level=np.float64(res.vacuum),

@@ -58,12 +58,8 @@ def cell_atoms(name: str):
 def matching_cell(atoms) -> str | None:
     """The name of the validation cell that ``atoms`` is (same species, cell and positions
     to 1e-3 Å, up to lattice vectors), or None."""
-    for name, kw in CELLS.items():
-        if "mn" in kw:  # cheap filter before building: 6 (m² + mn + n²) atoms
-            m, n = kw["mn"]
-            if len(atoms) != 6 * (m * m + m * n + n * n):
-                continue
-        ref = _cell(name)
+    for name in CELLS:
+        ref = _cell(name)  # built once per process (0.1 s for all of them)
         if len(ref) != len(atoms) or ref.get_chemical_symbols() != atoms.get_chemical_symbols() \
                 or not np.allclose(ref.cell.array[:2], atoms.cell.array[:2], atol=1e-3):
             continue
@@ -133,14 +129,11 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
                             "rules are never mixed)")
     if "energy" not in arrays:
         t0 = time.perf_counter()
-        # checkpointed every 5 iterations: a 114-atom SCF outlasts a working session
+        # checkpointed after the first and every 5 iterations: a 114-atom SCF outlasts a working session
         r = scf(atoms, settings, txt=str(work_dir / "scf.txt"), checkpoint=work_dir / "scf-checkpoint.gpw")
         arrays.update(structure_arrays(atoms))
-        arrays.update(scf_eigenvalue_arrays(r.calc, float(r.vacuum)))
-        arrays.update(energy=np.float64(r.energy), forces=r.forces.astype(np.float32),
-                      vacuum_level=np.float64(r.vacuum), vacuum_step=np.float64(r.vacuum_step),
-                      fermi_level=np.float64(r.fermi),
-                      scf_seconds=np.float64(time.perf_counter() - t0), scf_iterations=np.int32(r.n_iter),
+        arrays.update(scf_arrays(r))
+        arrays.update(scf_seconds=np.float64(time.perf_counter() - t0), scf_iterations=np.int32(r.n_iter),
                       meta=np.array(json.dumps({"level_of_theory": settings.label(),
                                                 "settings": settings.asdict(), "info": {
                           k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float))}})))
@@ -182,34 +175,31 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
     return arrays
 
 
-def scf_eigenvalue_arrays(calc, vacuum: float) -> dict:
-    """The SCF's own eigenvalues (vacuum-referenced, float32) at its k-mesh (fractional) and the
-    number of occupied bands: a band reference where no Wannier step is run (the SCF
-    converges every band of the d–p manifold, see :func:`~wander_gui.dft.run.nbands_for`)."""
+def scf_arrays(r) -> dict:
+    """Result arrays of an SCF (:class:`~wander_gui.dft.run.SCFResult`): energy, forces, vacuum
+    levels, Fermi level and its own eigenvalues (vacuum-referenced, float32) at its k-mesh
+    (fractional) with the number of occupied bands — a band reference where no Wannier step is
+    run (the SCF converges every band of the d–p manifold, see :func:`~wander_gui.dft.run.nbands_for`)."""
+    calc = r.calc
     kpts = np.asarray(calc.get_bz_k_points(), float)
-    eps = np.array([calc.get_eigenvalues(kpt=k) for k in range(len(kpts))]) - vacuum
-    return dict(scf_kpts=kpts.astype(np.float32), scf_eps_eV=eps.astype(np.float32),
-                n_occupied=np.int32(round(calc.get_number_of_electrons() / 2)))
+    eps = np.array([calc.get_eigenvalues(kpt=k) for k in range(len(kpts))]) - r.vacuum
+    return dict(energy=np.float64(r.energy), forces=r.forces.astype(np.float32),
+                vacuum_level=np.float64(r.vacuum), vacuum_step=np.float64(r.vacuum_step),
+                fermi_level=np.float64(r.fermi), scf_kpts=kpts.astype(np.float32),
+                scf_eps_eV=eps.astype(np.float32), n_occupied=np.int32(round(calc.get_number_of_electrons() / 2)))
 
 
 def _redo_scf(atoms, arrays: dict, settings: DFTSettings, work_dir: Path, res_path: Path):
     """The SCF again for a result whose density (``work_dir/scf.gpw``) is gone, before its
     Wannier step: checked against the stored energy and forces, then the stored ones are
     replaced so that forces and Hamiltonian come from one density. Returns the calculator."""
-    from wander_gui.dft.dataset import REDO_ENERGY_TOL, REDO_FORCE_TOL
+    from wander_gui.dft.dataset import warn_if_redo_differs
     from wander_gui.dft.run import scf
     log.info("%s: no stored density; redoing the SCF for the Wannier step", res_path.parent.name)
     t0 = time.perf_counter()
     r = scf(atoms, settings, txt=str(work_dir / "scf-redo.txt"), checkpoint=work_dir / "scf-checkpoint.gpw")
-    de = abs(r.energy - float(arrays["energy"])) / len(atoms)
-    df = float(np.abs(r.forces - arrays["forces"]).max())
-    if de > REDO_ENERGY_TOL or df > REDO_FORCE_TOL:
-        log.warning("%s: the redone SCF differs from the stored result by %.2f meV/atom, %.1f meV/Å (max); "
-                    "keeping the new one", res_path.parent.name, 1000 * de, 1000 * df)
-    arrays.update(energy=np.float64(r.energy), forces=r.forces.astype(np.float32),
-                  vacuum_level=np.float64(r.vacuum), vacuum_step=np.float64(r.vacuum_step),
-                  fermi_level=np.float64(r.fermi), scf_redo_seconds=np.float64(time.perf_counter() - t0),
-                  **scf_eigenvalue_arrays(r.calc, float(r.vacuum)))
+    warn_if_redo_differs(res_path.parent.name, r, float(arrays["energy"]), arrays["forces"])
+    arrays.update(scf_arrays(r), scf_redo_seconds=np.float64(time.perf_counter() - t0))
     r.calc.write(str(work_dir / "scf.gpw"))
     save_chunk(res_path, arrays)
     return r.calc
@@ -282,9 +272,7 @@ def run_validation(out="pretrained/validation", work="work_dft/validation", *, n
                    wannier: bool = True, relax: bool = False, settings: DFTSettings = DFTSettings(),
                    hessian_from=None, **wannier_options) -> None:
     opts = {**VALIDATION_WANNIER, **wannier_options}
-    for name in names or list(CELLS):
-        check_cell_name(name)
-    for name in names or list(CELLS):
+    for name in [check_cell_name(n) for n in names or CELLS]:  # every name checked before hours of DFT
         log.info("validation cell %s", name)
         single_point(cell_atoms(name), Path(out) / name, Path(work) / name, wannier=wannier, settings=settings,
                      **opts)
