@@ -52,6 +52,13 @@ def test_validation_cells_are_recognised_by_structure():
     assert matching_cell(het) == "het10.89-R"
     layer = ensure_layers(het)
     assert len(het) == 165 and sorted(np.bincount(layer)) == [81, 84]  # 27 + 28 formula units
+    small = build_twisted("MoS2", "R", angle=16.1, strain_percent=4.0, strain_mode="heterostrain", max_atoms=100,
+                          max_residual_strain=0.003)
+    assert matching_cell(small) == "het16.10-R"
+    layer = ensure_layers(small)
+    assert len(small) == 75 and sorted(np.bincount(layer)) == [36, 39]  # 12 + 13 formula units
+    a = small.cell.array[:2, :2]  # each layer strained by 2 % the other way: lattice mismatch 4 %
+    assert np.allclose(np.linalg.norm(a, axis=1), np.sqrt(13) * 3.18 * 0.98, rtol=1e-3)
 
 
 def test_unknown_validation_cell_is_refused_with_the_allowed_names():

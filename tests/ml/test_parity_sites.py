@@ -57,3 +57,27 @@ def test_site_errors_are_the_same_for_the_mirrored_bilayer():
     # (raw z components would flip the sign of every out-of-plane mean error under the mirror)
     assert np.isclose(s1["all"]["mean_error_meV_per_A"],
                       1000 * np.mean(parity(model, [_sample(a, ref, "a")]).forces["all"][0] - ref.ravel()))
+
+
+def test_layer_onsite_offsets_see_a_constant_added_to_one_layer():
+    """A constant added to the DFT on-site energies of the top layer (the paper's C) shows up,
+    with its sign, as the layer difference of the on-site errors; the bottom layer is untouched."""
+    from wander_gui.dft.dataset import label_blocks, pack_pairs
+    from wander_gui.dft.validation import load_result
+    from wander_gui.ml.data import sample_from_arrays
+    from wander_gui.ml.parity import layer_onsite_offsets
+    from wander_gui.ml.registry import load_model
+    model = load_model()
+    r = dict(load_result("pretrained/validation", "tw21.79-R"))
+    before = layer_onsite_offsets(model.ff, model.hm, sample_from_arrays("cell", r))
+    a = sample_from_arrays("cell", r).atoms
+    _, counts, ij, shift, blocks = label_blocks(a.get_chemical_symbols(), r)
+    top = a.positions[:, 2] > a.positions[:, 2].mean()
+    onsite_top = (ij[:, 0] == ij[:, 1]) & ~shift.any(axis=1) & top[ij[:, 0]]
+    blocks[onsite_top] += 0.025 * np.eye(5)
+    r.update(pack_pairs(SimpleNamespace(ij=ij, shift=shift, block=blocks), counts))
+    after = layer_onsite_offsets(model.ff, model.hm, sample_from_arrays("cell", r))
+    assert before["layers"]["top"]["atoms"] == before["layers"]["bottom"]["atoms"] == 21
+    assert np.isclose(after["top_minus_bottom"] - before["top_minus_bottom"], -25.0, atol=1e-3)
+    assert np.isclose(after["layers"]["bottom"]["mean"], before["layers"]["bottom"]["mean"], atol=1e-4)
+    assert np.isclose(after["layers"]["top"]["Mo"] - before["layers"]["top"]["Mo"], -25.0, atol=1e-3)

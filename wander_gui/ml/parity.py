@@ -163,3 +163,40 @@ def band_error_attribution(ff, hm, samples: list[Sample], *, npoints: int = 30) 
             row[variant] = band_errors(bands(blocks), ref)["mae_meV"]
         out[s.name] = row
     return out
+
+
+def layer_onsite_offsets(ff, hm, sample: Sample) -> dict | None:
+    """Mean error (predicted − DFT, meV) of the on-site energies (diagonal of the on-site
+    blocks) of each layer (``bottom``, ``top`` by height) and species, and their difference ``top_minus_bottom``: the
+    per-layer constant (the WANDER paper's C for layers of unequal atom counts) a model would
+    still need. Both are vacuum-referenced, so for a model that needs no C it is ~0 within the
+    spread of the per-orbital errors (``spread``: their standard deviation). None without a
+    current Wannier label."""
+    if not _labelled([sample]):
+        return None
+    from wander_gui.ml.predict import predict_blocks
+    a = sample.atoms
+    symbols = np.array(a.get_chemical_symbols())
+    offsets, counts, ij, shift, dft = label_blocks(list(symbols), sample.chunk)
+    onsite = (ij[:, 0] == ij[:, 1]) & ~shift.any(axis=1)
+    p = predict_blocks(ff, hm, a, dtype=torch.float64)
+    pred_at = {int(i): b for (i, j), S, b in zip(p.ij, p.shift, p.blocks) if i == j and not np.any(S)}
+    layer = a.arrays["layer"]
+    rows = []  # (layer, symbol, error per orbital)
+    for n in np.flatnonzero(onsite):
+        i = int(ij[n, 0])
+        c = int(counts[i])
+        err = 1000 * (np.diag(pred_at[i])[:c] - np.diag(dft[n])[:c])
+        rows.extend((int(layer[i]), str(symbols[i]), e) for e in err)
+    lay = np.array([r[0] for r in rows])
+    sym = np.array([r[1] for r in rows])
+    err = np.array([r[2] for r in rows])
+    out = {"layers": {}, "spread": float(err.std())}
+    z = {lv: a.positions[layer == lv, 2].mean() for lv in np.unique(layer)}
+    for lv, side in zip(sorted(z, key=z.get), ("bottom", "top")):
+        sel = lay == lv
+        out["layers"][side] = {"mean": float(err[sel].mean()), "atoms": int((layer == lv).sum()),
+                               **{str(el): float(err[sel & (sym == el)].mean()) for el in np.unique(sym[sel])}}
+    if len(out["layers"]) == 2:
+        out["top_minus_bottom"] = out["layers"]["top"]["mean"] - out["layers"]["bottom"]["mean"]
+    return out

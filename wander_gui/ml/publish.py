@@ -28,7 +28,7 @@ def validation_metrics(model, validation_dir) -> dict:
 
     from wander_gui.dft.validation import CELLS, load_merged
     from wander_gui.ml.data import sample_from_arrays
-    from wander_gui.ml.parity import parity
+    from wander_gui.ml.parity import layer_onsite_offsets, parity
     out = {}
     for name in CELLS:
         r = load_merged(validation_dir, name)
@@ -47,6 +47,11 @@ def validation_metrics(model, validation_dir) -> dict:
         entry.update({f"h_{k}": v for k, v in res["hamiltonian"].items() if v and " " not in k})
         if model.hm is not None:
             entry.update(validation_band_errors(model, r))
+            offsets = layer_onsite_offsets(model.ff, model.hm, sample)
+            if offsets is not None:
+                entry["onsite_layer_offset_meV"] = offsets
+        if "vacuum_step" in r:  # the potential step across the bilayer (a dipole between the layers)
+            entry["dft_vacuum_step_meV"] = 1000 * float(r["vacuum_step"])
         if "relaxed_positions" in r:
             entry["relax"] = relaxation_errors(model, a, r["relaxed_positions"])
         out[name] = entry
@@ -137,6 +142,14 @@ def _fmt(x, nd=1):
     return "–" if x is None else f"{x:.{nd}f}"
 
 
+def _layer_offsets(v: dict) -> str:
+    off = v.get("onsite_layer_offset_meV")
+    if not off or "top_minus_bottom" not in off:
+        return "–"
+    lay = off["layers"]
+    return f"{lay['bottom']['mean']:+.1f} / {lay['top']['mean']:+.1f} ({off['top_minus_bottom']:+.1f})"
+
+
 def model_card_section(entry: dict) -> str:
     """Markdown tables of the metrics stored in a manifest entry."""
     m = entry["metrics"]
@@ -201,8 +214,9 @@ def model_card_section(entry: dict) -> str:
         lines += ["", "| twisted validation cell (never trained on) | atoms | force MAE (meV/Å) | DFT fmax (eV/Å) | "
                   "H MAE all (meV) | H MAE on-site / intra / inter (meV) | H R² on-site / intra / inter | "
                   "near-gap band MAE, path (meV) | near-gap band MAE at DFT k-points (meV) | gap error (meV) | "
-                  "VBM / CBM error, vacuum-referenced (meV) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "VBM / CBM error, vacuum-referenced (meV) | on-site error per layer, bottom / top (top − bottom) "
+                  "(meV) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         sources = set()
         for name, v in val.items():
             h = " / ".join(_fmt((v.get(f"h_{c}") or {}).get("mae_meV")) for c in ("onsite", "intra", "inter"))
@@ -214,7 +228,7 @@ def model_card_section(entry: dict) -> str:
             lines.append(f"| {name} | {v['atoms']} | {_fmt(v['force_mae_meV_per_A'])} | "
                          f"{_fmt(v['dft_fmax_eV_per_A'], 3)} | {h_all} | {h} | {r2} | {_fmt(b.get('mae_meV'))} | "
                          f"{_fmt(bp.get('mae_meV'))} | {_fmt(bp.get('gap_error_meV', b.get('gap_error_meV')))} | "
-                         f"{_fmt(bp.get('vbm_error_meV'))} / {_fmt(bp.get('cbm_error_meV'))} |")
+                         f"{_fmt(bp.get('vbm_error_meV'))} / {_fmt(bp.get('cbm_error_meV'))} | {_layer_offsets(v)} |")
         if sources:
             lines += ["", "Band errors: states within 1 eV of the gap, both band sets aligned at their valence "
                       f"maximum; the path reference is the {' / '.join(sorted(sources))}; the DFT k-points are the "
