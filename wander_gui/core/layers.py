@@ -114,3 +114,18 @@ def bilayer_sites(atoms) -> tuple[np.ndarray, np.ndarray] | None:
         for i in np.flatnonzero((layer == l) & (sym == mat.chalcogen)):
             labels[i] = f"{sym[i]} {'outer' if (z[i] - mid) * outward[i] > 0 else 'inner'}"
     return labels.astype(str), outward
+
+
+def same_slab(a, b, tol: float, *, same_vacuum: bool = True) -> bool:
+    """Whether two slabs (periodic in x, y) hold the same atoms at the same places: same species
+    in the same order, in-plane cell vectors equal to ``tol`` Å, positions equal to ``tol`` Å up
+    to in-plane lattice vectors (a wrapped copy is the same structure); with ``same_vacuum`` the
+    out-of-plane cell vector must agree too (a GPAW restart file is for one cell)."""
+    if len(a) != len(b) or a.get_chemical_symbols() != b.get_chemical_symbols():
+        return False
+    rows = slice(None) if same_vacuum else slice(0, 2)
+    if not np.allclose(a.cell.array[rows], b.cell.array[rows], atol=tol):
+        return False
+    d = np.linalg.solve(a.cell.array.T, (b.positions - a.positions).T).T
+    d[:, :2] -= np.round(d[:, :2])
+    return bool(np.abs(d @ a.cell.array).max() < tol)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wander_gui.core.layers import ensure_layers, validate_structure
+from wander_gui.core.layers import ensure_layers, same_slab, validate_structure
 from wander_gui.core.materials import material_from_elements
 from wander_gui.core.orbitals import orbital_offsets
 from wander_gui.dft.settings import (EXCLUDED_PER_FU, EXTRA_BANDS_PER_FU, FROZEN_ABOVE_CBM, OUTER_ABOVE_CBM,
@@ -145,7 +145,7 @@ def scf(atoms, settings: DFTSettings = DFTSettings(), *, txt="-", checkpoint=Non
 
 def _resume_from(ck, atoms, txt, maxiter: int):
     """GPAW calculator continuing the SCF saved in ``ck`` if it belongs to ``atoms`` (same
-    species, cell and positions to 1e-6 Å), else None (the stale file is removed). The
+    species, cell and positions to 1e-6 Å up to in-plane lattice vectors), else None (the stale file is removed). The
     iteration limit is this run's, not the one stored with the interrupted run."""
     from gpaw import GPAW
     try:
@@ -155,10 +155,7 @@ def _resume_from(ck, atoms, txt, maxiter: int):
         log.warning("ignoring SCF checkpoint %s: %s", ck, exc)
         ck.unlink(missing_ok=True)
         return None
-    same = (saved.get_chemical_symbols() == atoms.get_chemical_symbols()
-            and np.allclose(saved.cell.array, atoms.cell.array, atol=1e-6)
-            and np.allclose(saved.positions, atoms.positions, atol=1e-6))
-    if not same:
+    if not same_slab(saved, atoms, 1e-6):
         log.warning("SCF checkpoint %s is for another structure; starting over", ck)
         ck.unlink(missing_ok=True)
         return None
@@ -180,12 +177,7 @@ def _stored_nscf(store, name: str, atoms, run, *, n_k: int):
     if path.exists():
         try:
             calc = GPAW(str(path), txt=None)
-            saved = calc.get_atoms()
-            d = saved.get_scaled_positions() - atoms.get_scaled_positions()  # both wrapped into the cell
-            d -= np.round(d)
-            same = saved.get_chemical_symbols() == atoms.get_chemical_symbols() and \
-                np.abs(d @ atoms.cell.array).max() < 1e-6
-            if same and len(calc.get_ibz_k_points()) == n_k:
+            if same_slab(calc.get_atoms(), atoms, 1e-6) and len(calc.get_ibz_k_points()) == n_k:
                 log.info("using the stored non-self-consistent run %s", path)
                 return calc
             log.warning("%s is for another structure or k-mesh; running again", path)

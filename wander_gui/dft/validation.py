@@ -63,14 +63,9 @@ def cell_atoms(name: str):
 def matching_cell(atoms) -> str | None:
     """The name of the validation cell that ``atoms`` is (same species, cell and positions
     to 1e-3 Å, up to lattice vectors), or None."""
+    from wander_gui.core.layers import same_slab
     for name in CELLS:
-        ref = _cell(name)  # built once per process (0.1 s for all of them)
-        if len(ref) != len(atoms) or ref.get_chemical_symbols() != atoms.get_chemical_symbols() \
-                or not np.allclose(ref.cell.array[:2], atoms.cell.array[:2], atol=1e-3):
-            continue
-        d = np.linalg.solve(ref.cell.array.T, (atoms.positions - ref.positions).T).T
-        d[:, :2] -= np.round(d[:, :2])
-        if np.abs(d @ ref.cell.array).max() < 1e-3:
+        if same_slab(_cell(name), atoms, 1e-3, same_vacuum=False):  # cells built once per process
             return name
     return None
 
