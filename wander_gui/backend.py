@@ -242,8 +242,11 @@ def dft_point_bands(ref: dict):
                                 source="DFT eigenvalues at the Wannier mesh and check k-points")
     if ref is not None and "scf_eps_eV" in ref:
         e, m0 = _dft_manifold(ref, ref["scf_eps_eV"])
+        w = None
+        if "scf_layer0_weight" in ref:  # each state's share on the bottom layer (PAW projections)
+            w, _ = _dft_manifold(ref, ref["scf_layer0_weight"])
         return _dft_band_result(np.asarray(ref["scf_kpts"], float), e, int(ref["n_occupied"]) - m0,
-                                source="DFT eigenvalues at the SCF k-mesh")
+                                source="DFT eigenvalues at the SCF k-mesh", layer0_weight_kn=w)
     return None
 
 
@@ -258,10 +261,32 @@ def band_errors(pred, ref, window: float = 1.0) -> dict:
     gap = ref.cbm - ref.vbm
     sel = (r >= -window) & (r <= gap + window)
     d = np.abs(p - r)[sel]
-    return {"mae_meV": 1000 * float(d.mean()), "max_meV": 1000 * float(d.max()),
-            "gap_error_meV": 1000 * float((pred.cbm - pred.vbm) - gap),
-            # unaligned: both vacuum-referenced, so these test the absolute (per-layer) alignment
-            "vbm_error_meV": 1000 * float(pred.vbm - ref.vbm), "cbm_error_meV": 1000 * float(pred.cbm - ref.cbm)}
+    out = {"mae_meV": 1000 * float(d.mean()), "max_meV": 1000 * float(d.max()),
+           "gap_error_meV": 1000 * float((pred.cbm - pred.vbm) - gap),
+           # unaligned: both vacuum-referenced, so these test the absolute (per-layer) alignment
+           "vbm_error_meV": 1000 * float(pred.vbm - ref.vbm), "cbm_error_meV": 1000 * float(pred.cbm - ref.cbm)}
+    if pred.layer0_weight_kn is not None and ref.layer0_weight_kn is not None:
+        p_edges, r_edges = layer_band_edges(pred), layer_band_edges(ref)
+        errs = {side: {k: 1000 * (p_edges[side][k] - r_edges[side][k]) for k in ("vbm", "cbm")}
+                for side in ("bottom", "top")}
+        out["layer_edge_errors_meV"] = errs
+        # a per-layer constant (the WANDER paper's C) shifts both edges of one layer against the other's
+        out["layer_edge_offset_meV"] = float(np.nanmean([errs["top"][k] - errs["bottom"][k] for k in ("vbm", "cbm")]))
+    return out
+
+
+def layer_band_edges(res, threshold: float = 0.5) -> dict:
+    """Band edges of each layer's own states: {"bottom"/"top": {"vbm", "cbm"}} (eV), the highest
+    valence and lowest conduction state with more than ``threshold`` of its weight on that layer
+    (nan where there is none); needs ``layer0_weight_kn``."""
+    import numpy as np
+    nv, e, w0 = res.n_valence, res.e_kn, res.layer0_weight_kn
+    out = {}
+    for side, w in (("bottom", w0), ("top", 1 - w0)):
+        val, con = w[:, :nv] > threshold, w[:, nv:] > threshold
+        out[side] = {"vbm": float(e[:, :nv][val].max()) if val.any() else float("nan"),
+                     "cbm": float(e[:, nv:][con].min()) if con.any() else float("nan")}
+    return out
 
 
 def orbital_layers(atoms):

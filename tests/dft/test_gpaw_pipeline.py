@@ -277,3 +277,49 @@ def test_vacuum_steps_are_added_to_finished_chunks_from_stored_densities(tiny_sc
     from wander_gui.errors import DataError
     with pytest.raises(DataError, match="another run"):
         add_vacuum_steps(out, work)
+
+
+def test_dft_layer_weights_agree_with_the_wannier_states(tmp_path):
+    """Each Kohn–Sham state's share on the bottom layer (PAW projections on the Wannier basis's
+    partial waves, stored with every validation SCF) agrees with that of the same state of the
+    Wannier Hamiltonian; with the top layer thickened the states near the gap are layer-polarised
+    and each layer's own band edges come out alike from both."""
+    from wander_gui.backend import layer_band_edges, orbital_layers
+    from wander_gui.core.orbitals import orbital_offsets
+    from wander_gui.dft.run import wannier_label
+    from wander_gui.dft.wannier import layer0_weights
+    from wander_gui.electronic.bands import BandResult, compute_bands
+    from wander_gui.electronic.hamiltonian import TBHamiltonian
+    atoms = build_aligned("MoS2", "R", supercell=1, d_interlayer=6.3)
+    layer = atoms.arrays["layer"]
+    sulfur = np.array(atoms.get_chemical_symbols()) == "S"
+    mo_z = atoms.positions[(layer == 1) & ~sulfur, 2].mean()
+    top_s = (layer == 1) & sulfur
+    atoms.positions[top_s, 2] += 0.12 * np.sign(atoms.positions[top_s, 2] - mo_z)  # thicker top layer
+    res = scf(atoms, TINY, txt=str(tmp_path / "scf.txt"))
+    w_dft = layer0_weights(res.calc, atoms)
+    eps = np.array([res.calc.get_eigenvalues(kpt=k) for k in range(len(w_dft))]) - res.vacuum
+    assert w_dft.shape == eps.shape and w_dft.min() > -1e-9 and w_dft.max() < 1 + 1e-9
+    lab = wannier_label(res.calc, atoms, vacuum=res.vacuum, mesh=(4, 4), workdir=tmp_path / "w90",
+                        txt=str(tmp_path / "nscf.txt"))
+    offsets, counts = orbital_offsets(atoms.get_chemical_symbols(), "Mo")
+    tb = TBHamiltonian.from_pair_blocks(atoms, lab.pairs.ij, lab.pairs.shift, lab.pairs.block, offsets, counts)
+    kpts = np.asarray(res.calc.get_bz_k_points(), float)
+    tbb = compute_bands(tb, kpts, orbital_layer=orbital_layers(atoms)[0])
+    m0, nv = 2 * 6, 14  # bands below the d–p manifold; its 28 electrons fill 14 bands
+    e_d, w_d = eps[:, m0:m0 + 22], w_dft[:, m0:m0 + 22]
+    near = (e_d > lab.vbm - 1.0) & (e_d < lab.cbm + 1.0)
+    apart = np.ones_like(near)  # non-degenerate states (a degenerate pair may mix the layers either way)
+    gaps = np.diff(e_d, axis=1) > 0.02
+    apart[:, 1:] &= gaps
+    apart[:, :-1] &= gaps
+    sel = near & apart
+    assert sel.sum() >= 8
+    assert np.abs(w_d[sel] - 0.5).max() > 0.35  # layer-polarised states: the test can tell the layers apart
+    assert np.abs(w_d[sel] - tbb.layer0_weight_kn[sel]).max() < 0.1
+    dft = BandResult(kpts, e_d, nv, float(e_d[:, nv - 1].max()), float(e_d[:, nv].min()), layer0_weight_kn=w_d)
+    ed, et = layer_band_edges(dft), layer_band_edges(tbb)
+    for side in ("bottom", "top"):
+        for edge in ("vbm", "cbm"):
+            assert abs(ed[side][edge] - et[side][edge]) < 0.05
+    assert abs(ed["top"]["vbm"] - ed["bottom"]["vbm"]) > 0.02 or abs(ed["top"]["cbm"] - ed["bottom"]["cbm"]) > 0.02

@@ -132,7 +132,7 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
         # checkpointed after the first and every 5 iterations: a 114-atom SCF outlasts a working session
         r = scf(atoms, settings, txt=str(work_dir / "scf.txt"), checkpoint=work_dir / "scf-checkpoint.gpw")
         arrays.update(structure_arrays(atoms))
-        arrays.update(scf_arrays(r))
+        arrays.update(scf_arrays(r, atoms))
         arrays.update(scf_seconds=np.float64(time.perf_counter() - t0), scf_iterations=np.int32(r.n_iter),
                       meta=np.array(json.dumps({"level_of_theory": settings.label(),
                                                 "settings": settings.asdict(), "info": {
@@ -175,18 +175,21 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
     return arrays
 
 
-def scf_arrays(r) -> dict:
-    """Result arrays of an SCF (:class:`~wander_gui.dft.run.SCFResult`): energy, forces, vacuum
-    levels, Fermi level and its own eigenvalues (vacuum-referenced, float32) at its k-mesh
-    (fractional) with the number of occupied bands — a band reference where no Wannier step is
-    run (the SCF converges every band of the d–p manifold, see :func:`~wander_gui.dft.run.nbands_for`)."""
+def scf_arrays(r, atoms) -> dict:
+    """Result arrays of an SCF (:class:`~wander_gui.dft.run.SCFResult`) of ``atoms``: energy,
+    forces, vacuum levels, Fermi level and its own eigenvalues (vacuum-referenced, float32) at its
+    k-mesh (fractional) with the number of occupied bands and each state's share on the bottom
+    layer (:func:`~wander_gui.dft.wannier.layer0_weights`) — a band reference where no Wannier step
+    is run (the SCF converges every band of the d–p manifold, see :func:`~wander_gui.dft.run.nbands_for`)."""
+    from wander_gui.dft.wannier import layer0_weights
     calc = r.calc
     kpts = np.asarray(calc.get_bz_k_points(), float)
     eps = np.array([calc.get_eigenvalues(kpt=k) for k in range(len(kpts))]) - r.vacuum
     return dict(energy=np.float64(r.energy), forces=r.forces.astype(np.float32),
                 vacuum_level=np.float64(r.vacuum), vacuum_step=np.float64(r.vacuum_step),
                 fermi_level=np.float64(r.fermi), scf_kpts=kpts.astype(np.float32),
-                scf_eps_eV=eps.astype(np.float32), n_occupied=np.int32(round(calc.get_number_of_electrons() / 2)))
+                scf_eps_eV=eps.astype(np.float32), n_occupied=np.int32(round(calc.get_number_of_electrons() / 2)),
+                scf_layer0_weight=layer0_weights(calc, atoms).astype(np.float16))
 
 
 def _redo_scf(atoms, arrays: dict, settings: DFTSettings, work_dir: Path, res_path: Path):
@@ -199,7 +202,7 @@ def _redo_scf(atoms, arrays: dict, settings: DFTSettings, work_dir: Path, res_pa
     t0 = time.perf_counter()
     r = scf(atoms, settings, txt=str(work_dir / "scf-redo.txt"), checkpoint=work_dir / "scf-checkpoint.gpw")
     warn_if_redo_differs(res_path.parent.name, r, float(arrays["energy"]), arrays["forces"])
-    arrays.update(scf_arrays(r), scf_redo_seconds=np.float64(time.perf_counter() - t0))
+    arrays.update(scf_arrays(r, atoms), scf_redo_seconds=np.float64(time.perf_counter() - t0))
     r.calc.write(str(work_dir / "scf.gpw"))
     save_chunk(res_path, arrays)
     return r.calc

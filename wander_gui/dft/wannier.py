@@ -286,3 +286,27 @@ def wannier90_mesh_hamiltonian(calc, atoms, *, frozen: tuple[float, float], oute
                                atoms.get_chemical_symbols())])
     H_k = H_k[:, perm][:, :, perm]
     return H_k, kd_bz, res["centers"][perm], res["spreads"][perm]
+
+
+def layer0_weights(calc, atoms) -> np.ndarray:
+    """Share of every Kohn–Sham state (k, band) on the bottom layer (layer 0): Σ |P^a_ni|² over
+    the bound Mo-d / S-p projectors of that layer's atoms over the same sum for all atoms — the
+    Wannier basis's projections, so comparable with the layer weights of a tight-binding state
+    (:func:`~wander_gui.electronic.bands.compute_bands` with ``orbital_layer``). k in the
+    calculator's order (symmetry off: the BZ mesh)."""
+    from gpaw.wannier.overlaps import dict_to_proj_indices
+
+    from wander_gui.core.layers import ensure_layers
+    from wander_gui.core.materials import material_from_elements
+    symbols = atoms.get_chemical_symbols()
+    metal = material_from_elements(symbols).metal
+    proj_idx = dict_to_proj_indices({metal: "d", **{s: "p" for s in set(symbols) - {metal}}}, calc.setups)
+    I_a = np.cumsum([0] + [s.ni for s in calc.setups])
+    bottom = ensure_layers(atoms) == 0
+    out = []
+    for k in range(calc.wfs.kd.nibzkpts):
+        P = calc.wfs.collect_projections(k, 0)
+        w_na = np.stack([(np.abs(P[:, I_a[a]:I_a[a + 1]][:, idx]) ** 2).sum(axis=1)
+                         for a, idx in enumerate(proj_idx)], axis=1)
+        out.append(w_na[:, bottom].sum(axis=1) / w_na.sum(axis=1))
+    return np.array(out)

@@ -113,7 +113,8 @@ def validation_band_errors(model, r) -> dict:
         out["bands"] = backend.band_errors(compute_bands(tb, ref.kpts_kc), ref)
         out["bands_source"] = ref.source
     if pts is not None:
-        out["bands_dft_points"] = backend.band_errors(compute_bands(tb, pts.kpts_kc), pts)
+        layers = backend.orbital_layers(a)[0] if pts.layer0_weight_kn is not None else None
+        out["bands_dft_points"] = backend.band_errors(compute_bands(tb, pts.kpts_kc, orbital_layer=layers), pts)
     return out
 
 
@@ -215,8 +216,8 @@ def model_card_section(entry: dict) -> str:
                   "H MAE all (meV) | H MAE on-site / intra / inter (meV) | H R² on-site / intra / inter | "
                   "near-gap band MAE, path (meV) | near-gap band MAE at DFT k-points (meV) | gap error (meV) | "
                   "VBM / CBM error, vacuum-referenced (meV) | on-site error per layer, bottom / top (top − bottom) "
-                  "(meV) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "(meV) | layer band-edge offset, top − bottom (meV) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         sources = set()
         for name, v in val.items():
             h = " / ".join(_fmt((v.get(f"h_{c}") or {}).get("mae_meV")) for c in ("onsite", "intra", "inter"))
@@ -228,7 +229,8 @@ def model_card_section(entry: dict) -> str:
             lines.append(f"| {name} | {v['atoms']} | {_fmt(v['force_mae_meV_per_A'])} | "
                          f"{_fmt(v['dft_fmax_eV_per_A'], 3)} | {h_all} | {h} | {r2} | {_fmt(b.get('mae_meV'))} | "
                          f"{_fmt(bp.get('mae_meV'))} | {_fmt(bp.get('gap_error_meV', b.get('gap_error_meV')))} | "
-                         f"{_fmt(bp.get('vbm_error_meV'))} / {_fmt(bp.get('cbm_error_meV'))} | {_layer_offsets(v)} |")
+                         f"{_fmt(bp.get('vbm_error_meV'))} / {_fmt(bp.get('cbm_error_meV'))} | {_layer_offsets(v)} | "
+                         f"{_fmt(bp.get('layer_edge_offset_meV'))} |")
         if sources:
             lines += ["", "Band errors: states within 1 eV of the gap, both band sets aligned at their valence "
                       f"maximum; the path reference is the {' / '.join(sorted(sources))}; the DFT k-points are the "
@@ -236,7 +238,11 @@ def model_card_section(entry: dict) -> str:
                       "interpolation; for a cell without a Wannier step, the SCF's own k-mesh); the gap error "
                       "is taken at those points, and the VBM / CBM errors there compare the band edges without "
                       "any alignment (both vacuum-referenced: a per-layer offset such as the WANDER paper's "
-                      "constant C for layers of unequal atom counts would show here)."]
+                      "constant C for layers of unequal atom counts would show here). The per-layer columns "
+                      "measure that constant directly: the mean error of each layer's on-site energies (Wannier "
+                      "H), and, where the SCF stored each state's layer weights (PAW projections), the error of "
+                      "each layer's own band edges (states with most of their weight on it), top minus bottom "
+                      "averaged over VBM and CBM."]
         folders = {x for v in val.values() for x in (v.get("sources") or {}).values()}
         if len(folders) > 1:
             lines += ["", "DFT results from several folders: " + "; ".join(
