@@ -133,6 +133,14 @@ def test_validation_wannier_step_redoes_a_lost_density(tiny_scf, tmp_path, monke
     assert "pair_values" not in first and (work / "scf.gpw").exists()
     scf_bands = dft_point_bands(first)  # without a Wannier step: the SCF's own eigenvalues
     assert scf_bands.source == "DFT eigenvalues at the SCF k-mesh" and scf_bands.kpts_kc.shape == (4, 3)
+    assert scf_bands.layer0_weight_kn.shape == scf_bands.e_kn.shape
+    # a result stored before layer weights existed gets them from its density (same states)
+    stored = dict(np.load(out / "result.npz"))
+    w_scf = stored.pop("scf_layer0_weight").astype(float)
+    np.savez_compressed(out / "result.npz", **stored)
+    again = single_point(atoms, out, work, wannier=False, **opts)
+    assert np.abs(again["scf_layer0_weight"].astype(float) - w_scf)[:, :2 * 17].max() < 0.02
+    assert "scf_layer0_weight" in np.load(out / "result.npz").files
     (work / "scf.gpw").unlink()
     stored = dict(np.load(out / "result.npz"))
     stored["forces"] = stored["forces"] + np.float32(0.5)  # a stale result is replaced, not kept

@@ -142,6 +142,10 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
         calc = r.calc
     else:
         calc = None
+    if "scf_eps_eV" in arrays and "scf_layer0_weight" not in arrays and gpw.exists():
+        # a result from before layer weights were stored: a non-self-consistent run at its k-points
+        arrays["scf_layer0_weight"] = _layer_weights_from_density(gpw, atoms, arrays, work_dir / "layers.txt")
+        save_chunk(res_path, arrays)
     if wannier and not has_current_label(arrays):
         if calc is None and not gpw.exists():
             calc = _redo_scf(atoms, arrays, settings, work_dir, res_path)
@@ -190,6 +194,32 @@ def scf_arrays(r, atoms) -> dict:
                 fermi_level=np.float64(r.fermi), scf_kpts=kpts.astype(np.float32),
                 scf_eps_eV=eps.astype(np.float32), n_occupied=np.int32(round(calc.get_number_of_electrons() / 2)),
                 scf_layer0_weight=layer0_weights(calc, atoms).astype(np.float16))
+
+
+def _layer_weights_from_density(gpw: Path, atoms, arrays: dict, txt: Path, tol: float = 0.01) -> np.ndarray:
+    """Each SCF state's share on the bottom layer (:func:`~wander_gui.dft.wannier.layer0_weights`)
+    from a non-self-consistent run on the stored density at the SCF's own k-points; its
+    eigenvalues must reproduce the stored ones to ``tol`` eV on the bands they share (else the
+    states are not the same ones and DataError is raised)."""
+    from gpaw import GPAW
+
+    from wander_gui.core.materials import material_from_elements
+    from wander_gui.dft.run import nbands_for
+    from wander_gui.dft.wannier import layer0_weights
+    nb, nconv = nbands_for(atoms, material_from_elements(atoms.get_chemical_symbols()).metal)
+    kpts = np.asarray(arrays["scf_kpts"], float)
+    calc = GPAW(str(gpw), txt=None).fixed_density(kpts=kpts, symmetry="off", nbands=nb,
+                                                  convergence={"bands": nconv}, txt=str(txt))
+    eps = np.array([calc.get_eigenvalues(kpt=k) for k in range(len(kpts))]) - float(arrays["vacuum_level"])
+    stored = np.asarray(arrays["scf_eps_eV"], float)
+    n = min(nconv, stored.shape[1])
+    worst = float(np.abs(eps[:, :n] - stored[:, :n]).max())
+    if worst > tol:
+        raise DataError(f"the non-self-consistent run differs from the stored SCF eigenvalues by {1000 * worst:.1f} "
+                        f"meV (limit {1000 * tol:.0f} meV): not the same states")
+    w = np.full(stored.shape, np.nan, np.float32)
+    w[:, :n] = layer0_weights(calc, atoms)[:, :n]
+    return w.astype(np.float16)
 
 
 def _redo_scf(atoms, arrays: dict, settings: DFTSettings, work_dir: Path, res_path: Path):
