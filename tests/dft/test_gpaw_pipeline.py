@@ -1,4 +1,6 @@
 """A real (small) GPAW + D3 calculation through the project's pipeline."""
+import json
+
 import numpy as np
 import pytest
 
@@ -231,11 +233,14 @@ def test_scf_checkpoint_continues_an_interrupted_run(tiny_scf, tmp_path):
     with pytest.raises(ConvergenceError):
         scf(atoms, replace(TINY, maxiter=6), txt=str(tmp_path / "a.txt"), checkpoint=ck, checkpoint_every=3)
     assert ck.exists()
+    part = json.loads(ck.with_suffix(".json").read_text())  # the interrupted run's time and iterations
+    assert part["iterations"] == 6 and part["seconds"] > 0
     res = scf(atoms, TINY, txt=str(tmp_path / "b.txt"), checkpoint=ck, checkpoint_every=3)
     assert res.energy == pytest.approx(ref.energy, abs=2e-3)
     assert np.abs(res.forces - ref.forces).max() < 2e-2
-    assert 0 < res.n_iter < ref.n_iter
-    assert not ck.exists()
+    assert 0 < res.n_iter - 6 < ref.n_iter  # the rerun continued; its result counts both parts
+    assert res.seconds > part["seconds"]
+    assert not ck.exists() and not ck.with_suffix(".json").exists()
     # a checkpoint of another structure is not used
     with pytest.raises(ConvergenceError):
         scf(atoms, replace(TINY, maxiter=4), txt=str(tmp_path / "c.txt"), checkpoint=ck, checkpoint_every=2)

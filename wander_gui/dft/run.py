@@ -1,6 +1,7 @@
 """GPAW + D3 calculations: single points, non-self-consistent band runs, Wannier labels."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -101,26 +102,31 @@ def scf(atoms, settings: DFTSettings = DFTSettings(), *, txt="-", checkpoint=Non
     a.set_pbc((True, True, False))
     ck = Path(checkpoint) if checkpoint is not None else None
     calc = None
+    before = {"seconds": 0.0, "iterations": 0}  # spent by the interrupted runs this one continues
     if ck is not None and ck.exists():
         calc = _resume_from(ck, a, txt, settings.maxiter)
+        if calc is not None and ck.with_suffix(".json").exists():
+            before.update(json.loads(ck.with_suffix(".json").read_text()))
     if calc is None:
         calc = make_gpaw(a, settings, txt=txt)
     a.calc = calc
+    t0 = time.perf_counter()
     if ck is not None:
         ck.parent.mkdir(parents=True, exist_ok=True)
         tmp = ck.with_suffix(".tmp.gpw")
 
-        def save():  # write then rename: a kill while writing leaves the previous checkpoint
+        def save(niter: int):  # write then rename: a kill while writing leaves the previous checkpoint
             calc.write(str(tmp), mode="all")
             tmp.replace(ck)
+            ck.with_suffix(".json").write_text(json.dumps({  # wall time and iterations up to this state
+                "seconds": before["seconds"] + time.perf_counter() - t0, "iterations": before["iterations"] + niter}))
         if hasattr(calc, "hooks"):  # GPAW's new ASE interface: called after every SCF iteration
             def on_step(ctx):
                 if ctx.niter == 1 or ctx.niter % checkpoint_every == 0:
-                    save()
+                    save(ctx.niter)
             calc.hooks["scf_step"] = on_step
         else:
-            calc.attach(save, checkpoint_every)
-    t0 = time.perf_counter()
+            calc.attach(lambda: save(calc.get_number_of_iterations()), checkpoint_every)
     try:
         e = a.get_potential_energy()
         f = a.get_forces()
@@ -131,10 +137,11 @@ def scf(atoms, settings: DFTSettings = DFTSettings(), *, txt="-", checkpoint=Non
         raise
     if ck is not None:
         ck.unlink(missing_ok=True)
-    secs = time.perf_counter() - t0
+        ck.with_suffix(".json").unlink(missing_ok=True)
+    secs = before["seconds"] + time.perf_counter() - t0
     e3, f3 = (d3_energy_forces(a) if settings.d3 else (0.0, np.zeros_like(f)))
     try:
-        niter = int(calc.dft.scf_loop.niter)  # type: ignore[attr-defined]
+        niter = before["iterations"] + int(calc.dft.scf_loop.niter)  # type: ignore[attr-defined]
     except Exception:
         niter = -1
     v_bottom, v_top = vacuum_levels(calc)

@@ -128,12 +128,12 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
                             f"ceil({settings.k_density:g} Å / L); give another output folder (results of two "
                             "rules are never mixed)")
     if "energy" not in arrays:
-        t0 = time.perf_counter()
         # checkpointed after the first and every 5 iterations: a 114-atom SCF outlasts a working session
         r = scf(atoms, settings, txt=str(work_dir / "scf.txt"), checkpoint=work_dir / "scf-checkpoint.gpw")
         arrays.update(structure_arrays(atoms))
         arrays.update(scf_arrays(r, atoms))
-        arrays.update(scf_seconds=np.float64(time.perf_counter() - t0), scf_iterations=np.int32(r.n_iter),
+        # wall time and iterations of every part of an SCF interrupted and continued from its checkpoint
+        arrays.update(scf_seconds=np.float64(r.seconds), scf_iterations=np.int32(r.n_iter),
                       meta=np.array(json.dumps({"level_of_theory": settings.label(),
                                                 "settings": settings.asdict(), "info": {
                           k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float))}})))
@@ -229,10 +229,9 @@ def _redo_scf(atoms, arrays: dict, settings: DFTSettings, work_dir: Path, res_pa
     from wander_gui.dft.dataset import warn_if_redo_differs
     from wander_gui.dft.run import scf
     log.info("%s: no stored density; redoing the SCF for the Wannier step", res_path.parent.name)
-    t0 = time.perf_counter()
     r = scf(atoms, settings, txt=str(work_dir / "scf-redo.txt"), checkpoint=work_dir / "scf-checkpoint.gpw")
     warn_if_redo_differs(res_path.parent.name, r, float(arrays["energy"]), arrays["forces"])
-    arrays.update(scf_arrays(r, atoms), scf_redo_seconds=np.float64(time.perf_counter() - t0))
+    arrays.update(scf_arrays(r, atoms), scf_redo_seconds=np.float64(r.seconds))
     r.calc.write(str(work_dir / "scf.gpw"))
     save_chunk(res_path, arrays)
     return r.calc
