@@ -270,8 +270,9 @@ def band_errors(pred, ref, window: float = 1.0) -> dict:
         errs = {side: {k: 1000 * (p_edges[side][k] - r_edges[side][k]) for k in ("vbm", "cbm")}
                 for side in ("bottom", "top")}
         out["layer_edge_errors_meV"] = errs
-        # a per-layer constant (the WANDER paper's C) shifts both edges of one layer against the other's
-        out["layer_edge_offset_meV"] = float(np.nanmean([errs["top"][k] - errs["bottom"][k] for k in ("vbm", "cbm")]))
+        # top minus bottom at each edge: a per-layer constant (the WANDER paper's C) shifts both edges
+        # of one layer alike; unequal offsets are a layer-dependent gap error instead
+        out["layer_offset_meV"] = {k: float(errs["top"][k] - errs["bottom"][k]) for k in ("vbm", "cbm")}
     return out
 
 

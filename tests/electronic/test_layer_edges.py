@@ -20,11 +20,14 @@ def test_a_constant_on_one_layer_shows_as_the_layer_edge_offset():
     assert edges["bottom"] == {"vbm": -1.2, "cbm": 0.7} and edges["top"] == {"vbm": -1.0, "cbm": 0.5}
     shifted = np.array(e) + 0.03 * (np.array(w0) < 0.5)  # +30 meV on every top-layer state
     err = band_errors(_bands(shifted, w0), ref, window=5.0)
-    assert np.isclose(err["layer_edge_offset_meV"], 30.0)
+    assert np.allclose(list(err["layer_offset_meV"].values()), 30.0)
     assert np.isclose(err["layer_edge_errors_meV"]["top"]["vbm"], 30.0)
     assert np.isclose(err["layer_edge_errors_meV"]["bottom"]["cbm"], 0.0)
     assert np.isclose(err["vbm_error_meV"], 30.0) and np.isclose(err["cbm_error_meV"], 30.0)
     both = band_errors(_bands(np.array(e) + 0.02, w0), ref, window=5.0)  # a uniform shift is no layer offset
-    assert np.isclose(both["layer_edge_offset_meV"], 0.0) and np.isclose(both["vbm_error_meV"], 20.0)
+    assert np.allclose(list(both["layer_offset_meV"].values()), 0.0) and np.isclose(both["vbm_error_meV"], 20.0)
+    gap = np.array(e) - 0.01 * ((np.array(w0) < 0.5) & (np.arange(4) >= 2))  # top conduction states only
+    assert np.allclose([band_errors(_bands(gap, w0), ref, window=5.0)["layer_offset_meV"][k] for k in ("vbm", "cbm")],
+                       [0.0, -10.0])
     no_weights = BandResult(ref.kpts_kc, ref.e_kn, 2, ref.vbm, ref.cbm)
-    assert "layer_edge_offset_meV" not in band_errors(_bands(e, w0), no_weights)
+    assert "layer_offset_meV" not in band_errors(_bands(e, w0), no_weights)

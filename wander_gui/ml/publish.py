@@ -143,6 +143,11 @@ def _fmt(x, nd=1):
     return "–" if x is None else f"{x:.{nd}f}"
 
 
+def _edge_offsets(b: dict) -> str:
+    off = b.get("layer_offset_meV")
+    return "–" if not off else f"{off['vbm']:+.1f} / {off['cbm']:+.1f}"
+
+
 def _layer_offsets(v: dict) -> str:
     off = v.get("onsite_layer_offset_meV")
     if not off or "top_minus_bottom" not in off:
@@ -216,7 +221,7 @@ def model_card_section(entry: dict) -> str:
                   "H MAE all (meV) | H MAE on-site / intra / inter (meV) | H R² on-site / intra / inter | "
                   "near-gap band MAE, path (meV) | near-gap band MAE at DFT k-points (meV) | gap error (meV) | "
                   "VBM / CBM error, vacuum-referenced (meV) | on-site error per layer, bottom / top (top − bottom) "
-                  "(meV) | layer band-edge offset, top − bottom (meV) |",
+                  "(meV) | layer band-edge offset top − bottom, VBM / CBM (meV) |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         sources = set()
         for name, v in val.items():
@@ -230,7 +235,7 @@ def model_card_section(entry: dict) -> str:
                          f"{_fmt(v['dft_fmax_eV_per_A'], 3)} | {h_all} | {h} | {r2} | {_fmt(b.get('mae_meV'))} | "
                          f"{_fmt(bp.get('mae_meV'))} | {_fmt(bp.get('gap_error_meV', b.get('gap_error_meV')))} | "
                          f"{_fmt(bp.get('vbm_error_meV'))} / {_fmt(bp.get('cbm_error_meV'))} | {_layer_offsets(v)} | "
-                         f"{_fmt(bp.get('layer_edge_offset_meV'))} |")
+                         f"{_edge_offsets(bp)} |")
         if sources:
             lines += ["", "Band errors: states within 1 eV of the gap, both band sets aligned at their valence "
                       f"maximum; the path reference is the {' / '.join(sorted(sources))}; the DFT k-points are the "
@@ -242,7 +247,8 @@ def model_card_section(entry: dict) -> str:
                       "measure that constant directly: the mean error of each layer's on-site energies (Wannier "
                       "H), and, where the SCF stored each state's layer weights (PAW projections), the error of "
                       "each layer's own band edges (states with most of their weight on it), top minus bottom "
-                      "averaged over VBM and CBM."]
+                      "at the VBM and at the CBM: a per-layer constant shifts both alike, a layer-dependent gap "
+                      "error does not."]
         folders = {x for v in val.values() for x in (v.get("sources") or {}).values()}
         if len(folders) > 1:
             lines += ["", "DFT results from several folders: " + "; ".join(
