@@ -280,7 +280,6 @@ def layer_band_edges(res, threshold: float = 0.5) -> dict:
     """Band edges of each layer's own states: {"bottom"/"top": {"vbm", "cbm"}} (eV), the highest
     valence and lowest conduction state with more than ``threshold`` of its weight on that layer
     (nan where there is none); needs ``layer0_weight_kn``."""
-    import numpy as np
     nv, e, w0 = res.n_valence, res.e_kn, res.layer0_weight_kn
     out = {}
     for side, w in (("bottom", w0), ("top", 1 - w0)):

@@ -167,17 +167,17 @@ def band_error_attribution(ff, hm, samples: list[Sample], *, npoints: int = 30) 
 
 def layer_onsite_offsets(ff, hm, sample: Sample) -> dict | None:
     """Mean error (predicted − DFT, meV) of the on-site energies (diagonal of the on-site
-    blocks) of each layer (``bottom``, ``top`` by height) and species, and their difference ``top_minus_bottom``: the
-    per-layer constant (the WANDER paper's C for layers of unequal atom counts) a model would
-    still need. Both are vacuum-referenced, so for a model that needs no C it is ~0 within the
-    spread of the per-orbital errors (``spread``: their standard deviation). None without a
-    current Wannier label."""
+    blocks) of each layer (``bottom``, ``top`` by height) and species, and their difference
+    ``top_minus_bottom``: the per-layer constant (the WANDER paper's C for layers of unequal atom
+    counts) a model would still need. Both are vacuum-referenced, so for a model that needs no C
+    it is ~0 within the spread of the per-orbital errors (``spread``: their standard deviation).
+    None without a current Wannier label."""
     if not _labelled([sample]):
         return None
     from wander_gui.ml.predict import predict_blocks
     a = sample.atoms
     symbols = np.array(a.get_chemical_symbols())
-    offsets, counts, ij, shift, dft = label_blocks(list(symbols), sample.chunk)
+    _, counts, ij, shift, dft = label_blocks(list(symbols), sample.chunk)
     onsite = (ij[:, 0] == ij[:, 1]) & ~shift.any(axis=1)
     p = predict_blocks(ff, hm, a, dtype=torch.float64)
     pred_at = {int(i): b for (i, j), S, b in zip(p.ij, p.shift, p.blocks) if i == j and not np.any(S)}
