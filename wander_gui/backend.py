@@ -230,12 +230,13 @@ def reference_tb(ref: dict):
     return TBHamiltonian.from_pair_blocks(a, ij, shift, block, offsets, counts)
 
 
-def dft_point_bands(ref: dict):
+def dft_point_bands(ref: dict, *, scf_first: bool = False):
     """The DFT eigenvalues themselves (no interpolation), d–p manifold only, as a BandResult:
     at the k-points of the Wannier step (its mesh and off-mesh check points) or, for a result
-    without one, at the SCF's k-mesh; None when the result stores neither."""
+    without one (or with ``scf_first``), at the SCF's k-mesh, with each state's layer weights
+    where the SCF stored them; None when the result stores neither."""
     import numpy as np
-    if ref is not None and "dft_eps_eV" in ref:
+    if ref is not None and "dft_eps_eV" in ref and not (scf_first and "scf_eps_eV" in ref):
         e, _ = _dft_manifold(ref, ref["dft_eps_eV"])
         nv = int((e[0] <= float(ref["vbm"]) + 1e-4).sum())
         return _dft_band_result(np.asarray(ref["dft_kpts"], float), e, nv,
@@ -265,27 +266,31 @@ def band_errors(pred, ref, window: float = 1.0) -> dict:
            "gap_error_meV": 1000 * float((pred.cbm - pred.vbm) - gap),
            # unaligned: both vacuum-referenced, so these test the absolute (per-layer) alignment
            "vbm_error_meV": 1000 * float(pred.vbm - ref.vbm), "cbm_error_meV": 1000 * float(pred.cbm - ref.cbm)}
-    if pred.layer0_weight_kn is not None and ref.layer0_weight_kn is not None:
-        p_edges, r_edges = layer_band_edges(pred), layer_band_edges(ref)
-        errs = {side: {k: 1000 * (p_edges[side][k] - r_edges[side][k]) for k in ("vbm", "cbm")}
-                for side in ("bottom", "top")}
-        out["layer_edge_errors_meV"] = errs
-        # top minus bottom at each edge: a per-layer constant (the WANDER paper's C) shifts both edges
-        # of one layer alike; unequal offsets are a layer-dependent gap error instead
-        out["layer_offset_meV"] = {k: float(errs["top"][k] - errs["bottom"][k]) for k in ("vbm", "cbm")}
+    if ref.layer0_weight_kn is not None:
+        out["layer_offset_meV"] = layer_offsets(p + pred.vbm, r + ref.vbm, ref.layer0_weight_kn[
+            :, ref.n_valence - n:ref.n_valence + nc], sel, n)
     return out
 
 
-def layer_band_edges(res, threshold: float = 0.5) -> dict:
-    """Band edges of each layer's own states: {"bottom"/"top": {"vbm", "cbm"}} (eV), the highest
-    valence and lowest conduction state with more than ``threshold`` of its weight on that layer
-    (nan where there is none); needs ``layer0_weight_kn``."""
-    nv, e, w0 = res.n_valence, res.e_kn, res.layer0_weight_kn
+def layer_offsets(pred_e, ref_e, ref_w0, sel, n_valence: int) -> dict:
+    """Per-layer offset of the band errors (meV): the unaligned error of every state (same k,
+    same band index) fitted as a + C·w_top with w_top its DFT weight on the top layer, separately
+    for valence and conduction states in ``sel``; C is the error of a top-layer state relative to a
+    bottom-layer one. A per-layer constant (the WANDER paper's C) gives the same C for both; a
+    layer-dependent gap error does not. ``C_err``: its standard error (large when the states mix
+    the layers evenly, as in a symmetric homobilayer)."""
+    import numpy as np
     out = {}
-    for side, w in (("bottom", w0), ("top", 1 - w0)):
-        val, con = w[:, :nv] > threshold, w[:, nv:] > threshold
-        out[side] = {"vbm": float(e[:, :nv][val].max()) if val.any() else float("nan"),
-                     "cbm": float(e[:, nv:][con].min()) if con.any() else float("nan")}
+    for part, cols in (("valence", slice(0, n_valence)), ("conduction", slice(n_valence, None))):
+        m = sel[:, cols]
+        x, y = 1.0 - np.asarray(ref_w0[:, cols], float)[m], 1000 * (pred_e[:, cols] - ref_e[:, cols])[m]
+        if len(x) < 3 or np.ptp(x) < 0.2:  # no layer contrast to fit
+            continue
+        A = np.stack([np.ones_like(x), x], axis=1)
+        coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+        resid = y - A @ coef
+        cov = np.linalg.inv(A.T @ A) * (resid @ resid) / max(len(x) - 2, 1)
+        out[part] = {"C": float(coef[1]), "C_err": float(np.sqrt(cov[1, 1])), "n": int(len(x))}
     return out
 
 

@@ -113,8 +113,10 @@ def validation_band_errors(model, r) -> dict:
         out["bands"] = backend.band_errors(compute_bands(tb, ref.kpts_kc), ref)
         out["bands_source"] = ref.source
     if pts is not None:
-        layers = backend.orbital_layers(a)[0] if pts.layer0_weight_kn is not None else None
-        out["bands_dft_points"] = backend.band_errors(compute_bands(tb, pts.kpts_kc, orbital_layer=layers), pts)
+        out["bands_dft_points"] = backend.band_errors(compute_bands(tb, pts.kpts_kc), pts)
+    layered = backend.dft_point_bands(r, scf_first=True)
+    if layered is not None and layered.layer0_weight_kn is not None:  # band errors split by layer
+        out["layer_offset_meV"] = backend.band_errors(compute_bands(tb, layered.kpts_kc), layered)["layer_offset_meV"]
     return out
 
 
@@ -143,9 +145,10 @@ def _fmt(x, nd=1):
     return "–" if x is None else f"{x:.{nd}f}"
 
 
-def _edge_offsets(b: dict) -> str:
-    off = b.get("layer_offset_meV")
-    return "–" if not off else f"{off['vbm']:+.1f} / {off['cbm']:+.1f}"
+def _edge_offsets(v: dict) -> str:
+    off = v.get("layer_offset_meV") or {}
+    parts = [f"{off[k]['C']:+.1f} ± {off[k]['C_err']:.1f}" if k in off else "–" for k in ("valence", "conduction")]
+    return "–" if not off else " / ".join(parts)
 
 
 def _layer_offsets(v: dict) -> str:
@@ -221,7 +224,7 @@ def model_card_section(entry: dict) -> str:
                   "H MAE all (meV) | H MAE on-site / intra / inter (meV) | H R² on-site / intra / inter | "
                   "near-gap band MAE, path (meV) | near-gap band MAE at DFT k-points (meV) | gap error (meV) | "
                   "VBM / CBM error, vacuum-referenced (meV) | on-site error per layer, bottom / top (top − bottom) "
-                  "(meV) | layer band-edge offset top − bottom, VBM / CBM (meV) |",
+                  "(meV) | per-layer offset C of the band errors, valence / conduction (meV) |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         sources = set()
         for name, v in val.items():
@@ -235,7 +238,7 @@ def model_card_section(entry: dict) -> str:
                          f"{_fmt(v['dft_fmax_eV_per_A'], 3)} | {h_all} | {h} | {r2} | {_fmt(b.get('mae_meV'))} | "
                          f"{_fmt(bp.get('mae_meV'))} | {_fmt(bp.get('gap_error_meV', b.get('gap_error_meV')))} | "
                          f"{_fmt(bp.get('vbm_error_meV'))} / {_fmt(bp.get('cbm_error_meV'))} | {_layer_offsets(v)} | "
-                         f"{_edge_offsets(bp)} |")
+                         f"{_edge_offsets(v)} |")
         if sources:
             lines += ["", "Band errors: states within 1 eV of the gap, both band sets aligned at their valence "
                       f"maximum; the path reference is the {' / '.join(sorted(sources))}; the DFT k-points are the "
@@ -245,10 +248,11 @@ def model_card_section(entry: dict) -> str:
                       "any alignment (both vacuum-referenced: a per-layer offset such as the WANDER paper's "
                       "constant C for layers of unequal atom counts would show here). The per-layer columns "
                       "measure that constant directly: the mean error of each layer's on-site energies (Wannier "
-                      "H), and, where the SCF stored each state's layer weights (PAW projections), the error of "
-                      "each layer's own band edges (states with most of their weight on it), top minus bottom "
-                      "at the VBM and at the CBM: a per-layer constant shifts both alike, a layer-dependent gap "
-                      "error does not."]
+                      "H), and, where the SCF stored each state's layer weights (PAW projections), a fit of the "
+                      "unaligned error of every state within 1 eV of the gap at the SCF k-points as a + C·w_top "
+                      "(w_top: its DFT weight on the top layer), for valence and conduction states apart, with its "
+                      "standard error: a per-layer constant gives the same C for both, a layer-dependent gap error "
+                      "does not."]
         folders = {x for v in val.values() for x in (v.get("sources") or {}).values()}
         if len(folders) > 1:
             lines += ["", "DFT results from several folders: " + "; ".join(
