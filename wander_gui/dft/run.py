@@ -152,8 +152,9 @@ def scf(atoms, settings: DFTSettings = DFTSettings(), *, txt="-", checkpoint=Non
 
 def _resume_from(ck, atoms, txt, maxiter: int):
     """GPAW calculator continuing the SCF saved in ``ck`` if it belongs to ``atoms`` (same
-    species, cell and positions to 1e-6 Å up to in-plane lattice vectors), else None (the stale file is removed). The
-    iteration limit is this run's, not the one stored with the interrupted run."""
+    species, cell and positions to 1e-6 Å up to in-plane lattice vectors), else None (the stale
+    file is removed). The iteration limit is this run's, not the one stored with the interrupted
+    run."""
     from gpaw import GPAW
     try:
         calc = GPAW(str(ck), txt=txt)

@@ -250,8 +250,7 @@ def wannier90_mesh_hamiltonian(calc, atoms, *, frozen: tuple[float, float], oute
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     nw = sum(5 if s == metal else 3 for s in atoms.get_chemical_symbols())
-    ov = paw_overlaps(calc, n1=n1, n2=n2, projections={metal: "d", **{s: "p" for s in
-                                                                   set(atoms.get_chemical_symbols()) - {metal}}})
+    ov = paw_overlaps(calc, n1=n1, n2=n2, projections=basis_projections(atoms.get_chemical_symbols(), metal))
     if ov.nwannier != nw:
         raise DataError(f"{ov.nwannier} projections for {nw} Wannier functions")
     w90 = Wannier90(prefix="w", folder=workdir)
@@ -288,6 +287,11 @@ def wannier90_mesh_hamiltonian(calc, atoms, *, frozen: tuple[float, float], oute
     return H_k, kd_bz, res["centers"][perm], res["spreads"][perm]
 
 
+def basis_projections(symbols, metal: str) -> dict[str, str]:
+    """The Wannier basis as GPAW projector shells: metal d, chalcogen p."""
+    return {metal: "d", **{s: "p" for s in set(symbols) - {metal}}}
+
+
 def layer0_weights(calc, atoms) -> np.ndarray:
     """Share of every Kohn–Sham state (k, band) on the bottom layer (layer 0): Σ |P^a_ni|² over
     the bound Mo-d / S-p projectors of that layer's atoms over the same sum for all atoms — the
@@ -299,8 +303,7 @@ def layer0_weights(calc, atoms) -> np.ndarray:
     from wander_gui.core.layers import ensure_layers
     from wander_gui.core.materials import material_from_elements
     symbols = atoms.get_chemical_symbols()
-    metal = material_from_elements(symbols).metal
-    proj_idx = dict_to_proj_indices({metal: "d", **{s: "p" for s in set(symbols) - {metal}}}, calc.setups)
+    proj_idx = dict_to_proj_indices(basis_projections(symbols, material_from_elements(symbols).metal), calc.setups)
     I_a = np.cumsum([0] + [s.ni for s in calc.setups])
     bottom = ensure_layers(atoms) == 0
     out = []
