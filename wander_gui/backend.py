@@ -13,11 +13,12 @@ from wander_gui.core.coincidence import search_cells
 from wander_gui.core.materials import MATERIALS
 from wander_gui.core.moire import nearest_cells, snap_angle
 from wander_gui.core.relax import displacement_map, relax
+from wander_gui.dft.settings import VALIDATION_FOLDERS
 from wander_gui.errors import InputError, ModelError, RelaxationError, WanderError
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 #: twisted validation results: the current k-mesh rule's folder first, then the former's
-VALIDATION_DIRS = (PRETRAINED_DIR / "validation-k18", PRETRAINED_DIR / "validation")
+VALIDATION_DIRS = tuple(PRETRAINED_DIR / f for f in VALIDATION_FOLDERS)
 
 
 @dataclass(frozen=True)

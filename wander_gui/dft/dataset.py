@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from wander_gui.dft.sampling import ConfigSpec, build_config, config_spec, equilibrium_spec, finetune_spec
-from wander_gui.dft.settings import (HOPPING_CENTROID_LIMIT, LEGACY_K_DENSITY, WANNIER_VERSION,
+from wander_gui.dft.settings import (HOPPING_CENTROID_LIMIT, LEGACY_K_DENSITY, VALIDATION_FOLDERS, WANNIER_VERSION,
                                      DFTSettings, level_of_theory)
 from wander_gui.errors import ConvergenceError, DataError, InputError, WanderError
 
@@ -428,7 +428,7 @@ def dataset_info(out) -> dict:
         raise DataError(f"no dataset at {str(out)!r} (expected a chunks/ folder)")
     rows = load_chunks(out)
     from wander_gui.dft.validation import validation_info
-    cells, secs = validation_info([out.parent / "validation-k18", out.parent / "validation"])
+    cells, secs = validation_info([out.parent / f for f in VALIDATION_FOLDERS])
     levels = sorted({chunk_k_density(r["meta"]) for r in rows}) or [DFTSettings().k_density]
 
     def counts(rs):

@@ -82,3 +82,8 @@ def kmesh(atoms, k_density: float) -> tuple[int, int]:
 
 def n_formula_units(atoms, metal: str) -> int:
     return int(sum(1 for s in atoms.get_chemical_symbols() if s == metal))
+
+
+#: folders (under pretrained/) of the validation results of each k-mesh rule, the current rule's
+#: first: a cell is taken from the first that holds it, completed from the others
+VALIDATION_FOLDERS = ("validation-k18", "validation")

@@ -164,14 +164,10 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
         shutil.rmtree(work_dir / "nscf", ignore_errors=True)
     if wannier and bands_npoints > 0 and "bands_eV" not in arrays:
         calc = calc or GPAW(str(gpw), txt=None)
-        from wander_gui.dft.run import nbands_for
         from wander_gui.electronic.kpoints import band_path
         kpts, x, labels = band_path(atoms.cell.array, "GMKG", bands_npoints)
-        nb, nconv = nbands_for(atoms, "Mo")
         t0 = time.perf_counter()
-        cb = calc.fixed_density(kpts=kpts, symmetry="off", nbands=nb, convergence={"bands": nconv},
-                                txt=str(work_dir / "bands.txt"))
-        e = np.array([cb.get_eigenvalues(kpt=k) for k in range(len(kpts))]) - float(arrays["vacuum_level"])
+        cb, e, _ = _bands_at(calc, atoms, kpts, float(arrays["vacuum_level"]), work_dir / "bands.txt")
         arrays.update(bands_kpts=kpts, bands_eV=e.astype(np.float32), bands_x=x,
                       bands_seconds=np.float64(time.perf_counter() - t0),
                       n_occupied=np.int32(round(cb.get_number_of_electrons() / 2)))
@@ -196,6 +192,17 @@ def scf_arrays(r, atoms) -> dict:
                 scf_layer0_weight=layer0_weights(calc, atoms).astype(np.float16))
 
 
+def _bands_at(scf_calc, atoms, kpts, vacuum: float, txt: Path):
+    """A non-self-consistent run on the SCF density at ``kpts`` converging the bands through the
+    d–p manifold (:func:`~wander_gui.dft.run.nbands_for`): (calculator, vacuum-referenced
+    eigenvalues (k, band), number of converged bands)."""
+    from wander_gui.core.materials import material_from_elements
+    from wander_gui.dft.run import nbands_for
+    nb, nconv = nbands_for(atoms, material_from_elements(atoms.get_chemical_symbols()).metal)
+    calc = scf_calc.fixed_density(kpts=kpts, symmetry="off", nbands=nb, convergence={"bands": nconv}, txt=str(txt))
+    return calc, np.array([calc.get_eigenvalues(kpt=k) for k in range(len(kpts))]) - vacuum, nconv
+
+
 def _layer_weights_from_density(gpw: Path, atoms, arrays: dict, txt: Path, tol: float = 0.01) -> np.ndarray:
     """Each SCF state's share on the bottom layer (:func:`~wander_gui.dft.wannier.layer0_weights`)
     from a non-self-consistent run on the stored density at the SCF's own k-points; its
@@ -203,14 +210,9 @@ def _layer_weights_from_density(gpw: Path, atoms, arrays: dict, txt: Path, tol: 
     states are not the same ones and DataError is raised)."""
     from gpaw import GPAW
 
-    from wander_gui.core.materials import material_from_elements
-    from wander_gui.dft.run import nbands_for
     from wander_gui.dft.wannier import layer0_weights
-    nb, nconv = nbands_for(atoms, material_from_elements(atoms.get_chemical_symbols()).metal)
-    kpts = np.asarray(arrays["scf_kpts"], float)
-    calc = GPAW(str(gpw), txt=None).fixed_density(kpts=kpts, symmetry="off", nbands=nb,
-                                                  convergence={"bands": nconv}, txt=str(txt))
-    eps = np.array([calc.get_eigenvalues(kpt=k) for k in range(len(kpts))]) - float(arrays["vacuum_level"])
+    calc, eps, nconv = _bands_at(GPAW(str(gpw), txt=None), atoms, np.asarray(arrays["scf_kpts"], float),
+                                 float(arrays["vacuum_level"]), txt)
     stored = np.asarray(arrays["scf_eps_eV"], float)
     n = min(nconv, stored.shape[1])
     worst = float(np.abs(eps[:, :n] - stored[:, :n]).max())

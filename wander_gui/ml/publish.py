@@ -114,8 +114,11 @@ def validation_band_errors(model, r) -> dict:
         out["bands_source"] = ref.source
     if pts is not None:
         out["bands_dft_points"] = backend.band_errors(compute_bands(tb, pts.kpts_kc), pts)
-    layered = backend.dft_point_bands(r, scf_first=True)
-    if layered is not None and layered.layer0_weight_kn is not None:  # band errors split by layer
+    # band errors split by layer, at the SCF k-points with their layer weights (the same points as
+    # above for a cell without a Wannier step)
+    if pts is not None and pts.layer0_weight_kn is not None:
+        out["layer_offset_meV"] = out["bands_dft_points"]["layer_offset_meV"]
+    elif (layered := backend.dft_point_bands(r, scf_first=True)) is not None and layered.layer0_weight_kn is not None:
         out["layer_offset_meV"] = backend.band_errors(compute_bands(tb, layered.kpts_kc), layered)["layer_offset_meV"]
     return out
 
@@ -145,13 +148,13 @@ def _fmt(x, nd=1):
     return "–" if x is None else f"{x:.{nd}f}"
 
 
-def _edge_offsets(v: dict) -> str:
+def _band_layer_offsets(v: dict) -> str:
     off = v.get("layer_offset_meV") or {}
     parts = [f"{off[k]['C']:+.1f} ± {off[k]['C_err']:.1f}" if k in off else "–" for k in ("valence", "conduction")]
     return "–" if not off else " / ".join(parts)
 
 
-def _layer_offsets(v: dict) -> str:
+def _onsite_layer_offsets(v: dict) -> str:
     off = v.get("onsite_layer_offset_meV")
     if not off or "top_minus_bottom" not in off:
         return "–"
@@ -237,8 +240,8 @@ def model_card_section(entry: dict) -> str:
             lines.append(f"| {name} | {v['atoms']} | {_fmt(v['force_mae_meV_per_A'])} | "
                          f"{_fmt(v['dft_fmax_eV_per_A'], 3)} | {h_all} | {h} | {r2} | {_fmt(b.get('mae_meV'))} | "
                          f"{_fmt(bp.get('mae_meV'))} | {_fmt(bp.get('gap_error_meV', b.get('gap_error_meV')))} | "
-                         f"{_fmt(bp.get('vbm_error_meV'))} / {_fmt(bp.get('cbm_error_meV'))} | {_layer_offsets(v)} | "
-                         f"{_edge_offsets(v)} |")
+                         f"{_fmt(bp.get('vbm_error_meV'))} / {_fmt(bp.get('cbm_error_meV'))} | "
+                         f"{_onsite_layer_offsets(v)} | {_band_layer_offsets(v)} |")
         if sources:
             lines += ["", "Band errors: states within 1 eV of the gap, both band sets aligned at their valence "
                       f"maximum; the path reference is the {' / '.join(sorted(sources))}; the DFT k-points are the "
