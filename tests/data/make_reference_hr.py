@@ -16,7 +16,7 @@ import numpy as np
 from gpaw import GPAW, PW, FermiDirac
 
 from wander_gui.core.builder import build_aligned
-from wander_gui.dft.wannier import wannier90_mesh_hamiltonian
+from wander_gui.dft.wannier import MeshStates, wannier90_mesh_hamiltonian
 
 here = Path(__file__).parent
 bi = build_aligned("MoS2", "H", supercell=1)
@@ -31,7 +31,7 @@ e = np.array([calc.get_eigenvalues(kpt=k) for k in range(36)])
 ef = calc.get_fermi_level()
 cbm = e[:, 13].min()
 with tempfile.TemporaryDirectory() as tmp:
-    wannier90_mesh_hamiltonian(calc, mono, frozen=(e[:, 6].min() - 0.1, cbm + 1.0), outer=(e[:, 6].min() - 0.1, e[:, -1].max() + 1),
+    wannier90_mesh_hamiltonian(MeshStates.from_calc(calc), mono, frozen=(e[:, 6].min() - 0.1, cbm + 1.0), outer=(e[:, 6].min() - 0.1, e[:, -1].max() + 1),
                                n1=6, n2=nb, metal="Mo", workdir=tmp, num_iter=0)
     with open(Path(tmp) / "w_hr.dat", "rb") as src, gzip.open(here / "mos2_monolayer_hr.dat.gz", "wb") as dst:
         shutil.copyfileobj(src, dst)

@@ -121,6 +121,35 @@ def test_wannier_label_resumes_from_stored_nscf_runs(tiny_wannier, tmp_path):
         wannier_label(NoNewRuns(), moved, workdir=tmp_path / "w3", **kw)
 
 
+def test_large_cell_nscf_runs_are_stored_in_parts(tiny_wannier, tmp_path, monkeypatch):
+    """A cell with many atom-k-points has its mesh and check points computed in several
+    non-self-consistent runs, each stored when it finishes (a rerun after an interruption
+    redoes only the unfinished parts); the Wannier label is that of a single run."""
+    import wander_gui.dft.run as run
+    atoms, res, ref = tiny_wannier
+    monkeypatch.setattr(run, "NSCF_ATOM_KPOINTS_PER_RUN", 6 * len(atoms))  # 6 k-points per run
+    kw = dict(vacuum=res.vacuum, mesh=(4, 4), txt=str(tmp_path / "nscf.txt"), store=tmp_path / "store")
+    split = run.wannier_label(res.calc, atoms, workdir=tmp_path / "w1", **kw)
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == [
+        "nscf-check.gpw", "nscf-mesh-1of3.gpw", "nscf-mesh-2of3.gpw", "nscf-mesh-3of3.gpw"]
+    assert np.array_equal(split.pairs.ij, ref.pairs.ij) and np.array_equal(split.pairs.shift, ref.pairs.shift)
+    assert np.abs(split.pairs.block - ref.pairs.block).max() < 1e-4
+    assert np.allclose(split.mesh_eps, ref.mesh_eps, atol=1e-4)
+    assert np.allclose(split.check_eps, ref.check_eps, atol=1e-4)
+
+    # an interrupted label: the last part is missing and is the only run done again
+    (tmp_path / "store" / "nscf-mesh-3of3.gpw").unlink()
+    calls = []
+
+    class Counting:
+        def fixed_density(self, **kwargs):
+            calls.append(np.asarray(kwargs["kpts"]))
+            return res.calc.fixed_density(**kwargs)
+    again = run.wannier_label(Counting(), atoms, workdir=tmp_path / "w2", **kw)
+    assert len(calls) == 1 and np.allclose(calls[0], split.mesh_kpts[11:])
+    assert np.abs(again.pairs.block - split.pairs.block).max() < 1e-4
+
+
 def test_validation_wannier_step_redoes_a_lost_density(tiny_scf, tmp_path, monkeypatch):
     """A validation result whose SCF density is gone (a fresh machine) gets its Wannier label
     from a redone SCF, whose energy and forces replace the stored ones; the stored

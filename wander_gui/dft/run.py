@@ -175,9 +175,15 @@ def _resume_from(ck, atoms, txt, maxiter: int):
     return calc
 
 
-def _stored_nscf(store, name: str, atoms, run, *, n_k: int):
+#: with a store, the non-self-consistent runs are split into runs of at most this many
+#: atom-k-points (atoms × k-points), each kept when it finishes: the 75-atom het16.10-R's
+#: 3×3 mesh in one run (~20 Davidson iterations of ~10 min) outlasts a working session.
+NSCF_ATOM_KPOINTS_PER_RUN = 240
+
+
+def _stored_nscf(store, name: str, atoms, run, *, kpts: np.ndarray):
     """``run()`` (a non-self-consistent GPAW run), or its result stored in ``store/nscf-NAME.gpw`` by
-    an earlier call for the same structure and number of k-points; stored when ``store`` is given."""
+    an earlier call for the same structure and k-points; stored when ``store`` is given."""
     if store is None:
         return run()
     from gpaw import GPAW
@@ -185,10 +191,11 @@ def _stored_nscf(store, name: str, atoms, run, *, n_k: int):
     if path.exists():
         try:
             calc = GPAW(str(path), txt=None)
-            if same_slab(calc.get_atoms(), atoms, 1e-6) and len(calc.get_ibz_k_points()) == n_k:
+            got = calc.get_ibz_k_points()
+            if same_slab(calc.get_atoms(), atoms, 1e-6) and got.shape == kpts.shape and np.allclose(got, kpts):
                 log.info("using the stored non-self-consistent run %s", path)
                 return calc
-            log.warning("%s is for another structure or k-mesh; running again", path)
+            log.warning("%s is for another structure or k-points; running again", path)
         except Exception as exc:  # unreadable, e.g. from a killed write before the rename
             log.warning("ignoring %s: %s", path, exc)
     calc = run()
@@ -197,6 +204,24 @@ def _stored_nscf(store, name: str, atoms, run, *, n_k: int):
     calc.write(str(tmp), mode="all")
     tmp.replace(path)
     return calc
+
+
+def nscf_runs(scf_calc, atoms, kpts, *, store=None, name: str, per_run: int | None = None, **nscf) -> list:
+    """Non-self-consistent runs on the converged density of ``scf_calc`` at ``kpts``
+    (fractional, (nk, 3)), in k order. Without ``store``: one run. With it: runs over
+    consecutive parts of at most ``per_run`` k-points (default from
+    NSCF_ATOM_KPOINTS_PER_RUN), each stored as ``store/nscf-NAME[-IofN].gpw`` when it finishes
+    and reused by a rerun (the k-points of a state do not depend on the other k-points of its
+    run: the density is fixed)."""
+    kpts = np.asarray(kpts, float)
+    if store is None:
+        return [scf_calc.fixed_density(kpts=kpts, **nscf)]
+    per_run = per_run or max(1, NSCF_ATOM_KPOINTS_PER_RUN // len(atoms))
+    parts = np.array_split(np.arange(len(kpts)), -(-len(kpts) // per_run))
+    n = len(parts)
+    return [_stored_nscf(store, name if n == 1 else f"{name}-{i + 1}of{n}", atoms,
+                         lambda idx=idx: scf_calc.fixed_density(kpts=kpts[idx], **nscf), kpts=kpts[idx])
+            for i, idx in enumerate(parts)]
 
 
 @dataclass
@@ -279,10 +304,11 @@ def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | Non
     check points, near the gap ([VBM − 1, CBM + 1] eV) and over the frozen window.
     ``store`` (a folder): each finished non-self-consistent run is written there with its
     wave functions and reused by a rerun, so a twisted cell's label (hours) survives an
-    interrupted session after each of its two runs; the caller removes the folder.
+    interrupted session after each finished run (a large cell's mesh and check points in
+    several runs: :func:`nscf_runs`); the caller removes the folder.
     """
-    from wander_gui.dft.wannier import (band_fidelity, hopping_centroid_offsets, real_space_pairs,
-                                        wannier90_mesh_hamiltonian)
+    from wander_gui.dft.wannier import (MeshStates, band_fidelity, gamma_mesh_kpoints, hopping_centroid_offsets,
+                                        real_space_pairs, wannier90_mesh_hamiltonian)
     mat = material_from_elements(atoms.get_chemical_symbols())
     mesh = mesh or wannier_mesh(atoms)
     nb, _ = nbands_for(atoms, mat.metal)
@@ -291,14 +317,14 @@ def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | Non
     # nb bands converged plus an unconverged buffer: the outer window only uses converged states
     nscf = dict(symmetry="off", nbands=nb + 2 * nfu, convergence={"bands": nb}, txt=txt)
     check = check_kpoints(mesh, n=n_check, seed=len(atoms))
-    cm = _stored_nscf(store, "mesh", atoms, lambda: scf_calc.fixed_density(
-        kpts={"size": (*mesh, 1), "gamma": True}, **nscf), n_k=mesh[0] * mesh[1])
-    cc = _stored_nscf(store, "check", atoms, lambda: scf_calc.fixed_density(kpts=check, **nscf), n_k=len(check))
-    nk = mesh[0] * mesh[1]
-    em = np.array([cm.get_eigenvalues(kpt=k)[:nb] for k in range(nk)]) - vacuum
-    ec = np.array([cc.get_eigenvalues(kpt=k)[:nb] for k in range(len(check))]) - vacuum
+    mesh_k = gamma_mesh_kpoints(mesh)
+    cm = MeshStates(nscf_runs(scf_calc, atoms, mesh_k, store=store, name="mesh", **nscf), (*mesh, 1), mesh_k)
+    em = np.array([cm.eigenvalues(k)[:nb] for k in range(len(cm))]) - vacuum
+    ec = np.array([c.get_eigenvalues(kpt=k)[:nb] for c in nscf_runs(scf_calc, atoms, check, store=store, name="check",
+                                                                    **nscf) for k in range(len(c.get_ibz_k_points()))])
+    ec -= vacuum
     m0 = nfu * EXCLUDED_PER_FU
-    nocc = int(round(cm.get_number_of_electrons() / 2))
+    nocc = int(round(cm.n_electrons / 2))
     vbm = float(max(em[:, nocc - 1].max(), ec[:, nocc - 1].max()))
     cbm = float(min(em[:, nocc].min(), ec[:, nocc].min()))
     offsets, counts = orbital_offsets(atoms.get_chemical_symbols(), mat.metal)
@@ -331,5 +357,5 @@ def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | Non
                         imag_max=imag, centres=centres, spreads=spreads, centre_offset_max=float(offs.max()),
                         hopping_centroid_max=float(centroid.max()),
                         frozen=frozen, vacuum=vacuum, mesh=mesh, vbm=vbm, cbm=cbm,
-                        seconds=time.perf_counter() - t0, mesh_kpts=np.asarray(cm.get_bz_k_points()),
+                        seconds=time.perf_counter() - t0, mesh_kpts=mesh_k,
                         mesh_eps=em, check_kpts=np.asarray(check), check_eps=ec)

@@ -157,7 +157,57 @@ def band_fidelity(pairs: PairBlocks, check_kpts_kc, eps_dft_kn, *, manifold_star
     return float(errs.max()), float(errs.mean())
 
 
-def paw_overlaps(calc, *, n1: int, n2: int, projections: dict[str, str]):
+class MeshStates:
+    """Kohn–Sham states on a Γ-centred k-mesh from one non-self-consistent GPAW run, or from
+    several runs on consecutive parts of the mesh on the same density (a twisted cell's mesh
+    kept in parts that each finish within one sitting). k in mesh order: ``bzk_kc[k]``, the
+    grid index of k being ``np.unravel_index(k, size)``."""
+
+    def __init__(self, calcs, size, bzk_kc):
+        self.calcs = list(calcs)
+        self.size = np.array(size, int)
+        self.bzk_kc = np.asarray(bzk_kc, float)
+        self._where = [(c, k) for c in self.calcs for k in range(len(c.get_ibz_k_points()))]
+        got = np.concatenate([c.get_ibz_k_points() for c in self.calcs])
+        if len(got) != len(self.bzk_kc) or not np.allclose(got, self.bzk_kc):
+            raise DataError("the runs' k-points are not the mesh (symmetry must be off, parts in mesh order)")
+        first = self.calcs[0]
+        self.atoms, self.setups, self.spos_ac = first.atoms, first.setups, first.spos_ac
+        self.fermi_level = first.get_fermi_level()
+        self.n_electrons = first.get_number_of_electrons()
+
+    @classmethod
+    def from_calc(cls, calc) -> "MeshStates":
+        kd = calc.wfs.kd
+        if kd.nibzkpts != kd.nbzkpts:
+            raise DataError("Wannier overlaps need symmetry='off' (all mesh k-points computed)")
+        return cls([calc], kd.N_c, kd.bzk_kc)
+
+    def __len__(self) -> int:
+        return len(self.bzk_kc)
+
+    def eigenvalues(self, k: int) -> np.ndarray:
+        calc, kk = self._where[k]
+        return calc.get_eigenvalues(kpt=kk)
+
+    def pseudo_states(self, k: int, n1: int, n2: int) -> np.ndarray:
+        """Cell-periodic pseudo states ũ_nk of bands n1..n2−1, (nb, *grid)."""
+        calc, kk = self._where[k]
+        return np.array([calc.get_pseudo_wave_function(band=n, kpt=kk, periodic=True) for n in range(n1, n2)])
+
+    def projections(self, k: int) -> np.ndarray:
+        """PAW projections P^a_ni(k), (nbands, ΣI)."""
+        calc, kk = self._where[k]
+        return calc.wfs.collect_projections(kk, 0)
+
+
+def gamma_mesh_kpoints(mesh: tuple[int, int]) -> np.ndarray:
+    """The Γ-centred (mesh[0] × mesh[1] × 1) k-points in GPAW's order (fractional, (nk, 3))."""
+    from ase.calculators.calculator import kpts2ndarray
+    return kpts2ndarray({"size": (*mesh, 1), "gamma": True})
+
+
+def paw_overlaps(states: MeshStates, *, n1: int, n2: int, projections: dict[str, str]):
     """Overlaps M_mn(k, b) and atomic projections A_mn(k) for Wannier90 from a GPAW run.
 
     In the PAW method (Blöchl, PRB 50, 17953 (1994)), with the cell-periodic pseudo states
@@ -181,30 +231,26 @@ def paw_overlaps(calc, *, n1: int, n2: int, projections: dict[str, str]):
     """
     from gpaw.wannier.overlaps import WannierOverlaps, dict_to_proj_indices, find_directions
 
-    wfs = calc.wfs
-    kd = wfs.kd
-    size = np.array(kd.N_c)
-    if kd.nibzkpts != kd.nbzkpts:
-        raise DataError("Wannier overlaps need symmetry='off' (all mesh k-points computed)")
+    size = states.size
     nb = n2 - n1
-    spos = calc.spos_ac
-    setups = calc.setups
+    spos = states.spos_ac
+    setups = states.setups
     proj_idx = dict_to_proj_indices(projections, setups)
     nw = sum(len(i) for i in proj_idx)
-    directions = find_directions(calc.atoms.cell.reciprocal(), size)
+    directions = find_directions(states.atoms.cell.reciprocal(), size)
     frac_grid = None
 
     def state(k):
-        u = np.array([calc.get_pseudo_wave_function(band=n, kpt=k, periodic=True) for n in range(n1, n2)])
-        P = wfs.collect_projections(k, 0)[n1:n2]  # (nb, nI)
-        return u.reshape(nb, -1), P
+        u = states.pseudo_states(k, n1, n2)
+        return u.reshape(nb, -1), states.projections(k)[n1:n2]  # (nb, grid), (nb, nI)
 
     I_a = np.cumsum([0] + [s.ni for s in setups])
-    grid = calc.get_pseudo_wave_function(band=0, kpt=0, periodic=True).shape
-    dv = abs(np.linalg.det(calc.atoms.cell.array)) / np.prod(grid)
-    M = np.empty((kd.nbzkpts, len(directions), nb, nb), complex)
-    A = np.empty((kd.nbzkpts, nw, nb), complex)
-    for k1 in range(kd.nbzkpts):
+    grid = states.pseudo_states(0, 0, 1).shape[1:]
+    dv = abs(np.linalg.det(states.atoms.cell.array)) / np.prod(grid)
+    nk = len(states)
+    M = np.empty((nk, len(directions), nb, nb), complex)
+    A = np.empty((nk, nw, nb), complex)
+    for k1 in range(nk):
         u1, P1 = state(k1)
         i1 = np.array(np.unravel_index(k1, size))
         A[k1] = np.concatenate([P1[:, I_a[a]:I_a[a + 1]][:, idx].T for a, idx in enumerate(proj_idx)], axis=0)
@@ -223,15 +269,15 @@ def paw_overlaps(calc, *, n1: int, n2: int, projections: dict[str, str]):
                 sl = slice(I_a[a], I_a[a + 1])
                 Mk += np.exp(-2j * np.pi * b_frac @ spos[a]) * (P1[:, sl].conj() @ s.dO_ii @ P2[:, sl].T)
             M[k1, d] = Mk
-    return WannierOverlaps(calc.atoms, nw, size, kd.bzk_kc, calc.get_fermi_level(),
+    return WannierOverlaps(states.atoms, nw, size, states.bzk_kc, states.fermi_level,
                            {dd: i for i, dd in enumerate(directions)}, M, A, proj_idx)
 
 
-def wannier90_mesh_hamiltonian(calc, atoms, *, frozen: tuple[float, float], outer: tuple[float, float],
+def wannier90_mesh_hamiltonian(states: MeshStates, atoms, *, frozen: tuple[float, float], outer: tuple[float, float],
                                n1: int, n2: int, metal: str, workdir, num_iter: int = 40,
                                dis_num_iter: int = 200, energy_shift: float = 0.0,
                                executable: str = "wannier90.x"):
-    """Wannier90 disentanglement + localisation on a GPAW MP-mesh calculation.
+    """Wannier90 disentanglement + localisation on Kohn–Sham states on a Γ-centred mesh.
 
     Overlaps M_mn(k, b) and projections A_mn(k) on the bound Mo-d / S-p partial waves come
     from :func:`paw_overlaps`; eigenvalues (bands n1..n2−1)
@@ -250,7 +296,7 @@ def wannier90_mesh_hamiltonian(calc, atoms, *, frozen: tuple[float, float], oute
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     nw = sum(5 if s == metal else 3 for s in atoms.get_chemical_symbols())
-    ov = paw_overlaps(calc, n1=n1, n2=n2, projections=basis_projections(atoms.get_chemical_symbols(), metal))
+    ov = paw_overlaps(states, n1=n1, n2=n2, projections=basis_projections(atoms.get_chemical_symbols(), metal))
     if ov.nwannier != nw:
         raise DataError(f"{ov.nwannier} projections for {nw} Wannier functions")
     w90 = Wannier90(prefix="w", folder=workdir)
@@ -261,12 +307,9 @@ def wannier90_mesh_hamiltonian(calc, atoms, *, frozen: tuple[float, float], oute
     w90.write_mmn(ov)
     w90.write_amn(ov.projections)
     kd_bz = ov.kpoints
-    ibz = calc.get_ibz_k_points()
-    if len(ibz) != len(kd_bz) or not np.allclose(ibz, kd_bz):
-        raise DataError("Wannier90 export needs symmetry='off' and an MP mesh calculation")
     with open(workdir / "w.eig", "w") as fh:
         for k in range(len(kd_bz)):
-            e = calc.get_eigenvalues(kpt=k)[n1:n2]
+            e = states.eigenvalues(k)[n1:n2]
             for n, x in enumerate(e):
                 fh.write(f"{n + 1:5d}{k + 1:5d}{x:18.12f}\n")
     r = subprocess.run([executable, "w"], cwd=workdir, capture_output=True, text=True)
