@@ -177,7 +177,7 @@ def _resume_from(ck, atoms, txt, maxiter: int):
 
 #: with a store, the non-self-consistent runs are split into runs of at most this many
 #: atom-k-points (atoms × k-points), each kept when it finishes: the 75-atom het16.10-R's
-#: 3×3 mesh in one run (~20 Davidson iterations of ~10 min) outlasts a working session.
+#: 3×3 mesh in one run (~40 Davidson iterations of ~10 min) outlasts a working session.
 NSCF_ATOM_KPOINTS_PER_RUN = 240
 
 
@@ -320,8 +320,8 @@ def wannier_label(scf_calc, atoms, *, vacuum: float, mesh: tuple[int, int] | Non
     mesh_k = gamma_mesh_kpoints(mesh)
     cm = MeshStates(nscf_runs(scf_calc, atoms, mesh_k, store=store, name="mesh", **nscf), (*mesh, 1), mesh_k)
     em = np.array([cm.eigenvalues(k)[:nb] for k in range(len(cm))]) - vacuum
-    ec = np.array([c.get_eigenvalues(kpt=k)[:nb] for c in nscf_runs(scf_calc, atoms, check, store=store, name="check",
-                                                                    **nscf) for k in range(len(c.get_ibz_k_points()))])
+    check_runs = nscf_runs(scf_calc, atoms, check, store=store, name="check", **nscf)
+    ec = np.array([c.get_eigenvalues(kpt=k)[:nb] for c in check_runs for k in range(len(c.get_ibz_k_points()))])
     ec -= vacuum
     m0 = nfu * EXCLUDED_PER_FU
     nocc = int(round(cm.n_electrons / 2))

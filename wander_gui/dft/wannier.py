@@ -208,7 +208,7 @@ def gamma_mesh_kpoints(mesh: tuple[int, int]) -> np.ndarray:
 
 
 def paw_overlaps(states: MeshStates, *, n1: int, n2: int, projections: dict[str, str]):
-    """Overlaps M_mn(k, b) and atomic projections A_mn(k) for Wannier90 from a GPAW run.
+    """Overlaps M_mn(k, b) and atomic projections A_mn(k) for Wannier90 from GPAW states on a mesh.
 
     In the PAW method (Blöchl, PRB 50, 17953 (1994)), with the cell-periodic pseudo states
     ũ_nk and the projections P^a_ni(k) = ⟨p̃^a_i|ψ̃_nk⟩ on atom a at R_a (home cell),
