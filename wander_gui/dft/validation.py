@@ -154,8 +154,8 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
         t0 = time.perf_counter()
         from wander_gui.dft.settings import kmesh
         mesh = kmesh(atoms, wannier_mesh_length) if wannier_mesh_length else None
-        # the two non-self-consistent runs (an hour each for the 21.79° cells) are kept until
-        # the label is saved, so an interrupted session loses at most one of them
+        # the non-self-consistent runs (an hour each for the 21.79° cells; a large cell's in parts,
+        # run.nscf_runs) are kept until the label is saved, so an interrupted session loses at most one
         arrays.update(wannier_arrays(calc, atoms, float(arrays["vacuum_level"]), work_dir, "w90",
                                      str(work_dir / "nscf.txt"), mesh=mesh, n_check=n_check,
                                      store=work_dir / "nscf"))
