@@ -1,5 +1,4 @@
 """same_slab: one structure check for validation cells, SCF checkpoints and stored GPAW runs."""
-import numpy as np
 
 from wander_gui.core.builder import build_twisted
 from wander_gui.core.layers import same_slab

@@ -13,7 +13,7 @@ L = {5: 2, 3: 1}
 
 
 @pytest.fixture(scope="module", params=["frame", "sk", "frame+dipole", "frame+inter-raer", "sk+inter-raer",
-                                        "frame+sublayer"])
+                                        "frame+sublayer", "frame+stacking+vector"])
 def models(request):
     """Random-weight heads of each block form; "+inter-raer": inter-layer inputs from the RAER
     with no intra-layer atom inputs (the two feature sets are then different)."""
@@ -23,7 +23,9 @@ def models(request):
     hm = HamiltonianModel(r_max=8.0, block_form=request.param.split("+")[0],
                           layer_dipole=request.param.endswith("dipole"), inter_uses_raer=inter_raer,
                           intra_input="none" if inter_raer else "raer",
-                          sublayer_frames=request.param.endswith("sublayer")).double()
+                          sublayer_frames=request.param.endswith("sublayer"),
+                          inter_stacking="stacking" in request.param,
+                          local_vector=request.param.endswith("vector")).double()
     return ff, hm
 
 
@@ -134,6 +136,40 @@ def test_crystal_frames_follow_each_layer():
         assert np.abs(_mod120(l0 - l0[0])).max() < 1e-6
         assert np.abs(_mod120(l1 - l1[0])).max() < 1e-6
         assert abs(abs(_mod120(l1[0] - l0[0])) - abs(_mod120(theta))) < 1e-6
+
+
+@pytest.mark.parametrize("stacking, mn", [("R", (1, 2)), ("H", (1, 2)), ("R", (2, 3))])
+def test_stacking_cosine_is_cos_3_theta_between_layers(stacking, mn):
+    """cos 3Δ over pairs: 1 within a layer (all four species pairs), cos 3θ across layers twisted
+    by θ, and its negative for the H stacking (the upper layer turned by a further 60°), also
+    with random displacements (σ 0.03 Å: frames turned by ~1°, cos 3θ by up to ~3 sin 3θ · 1°)
+    only slightly off, and always in [−1, 1]."""
+    from wander_gui.ml.graph import atoms_to_graph
+    from wander_gui.ml.hamiltonian import layer_normal
+    from wander_gui.ml.predict import pair_inputs
+    a = build_twisted(mn=mn, stacking=stacking)
+    theta = np.radians(a.info["twist_deg"])
+    expect = np.cos(3 * theta) * (1 if stacking == "R" else -1)
+    for sigma, tol in ((0.0, 1e-9), (0.03, 0.12)):
+        b = a.copy()
+        b.positions += np.random.default_rng(5).normal(0, sigma, b.positions.shape)
+        g = atoms_to_graph(b, 5.2)
+        F = HamiltonianModel(block_form="frame").frames(g.species, g.layer, g.edge_i, g.edge_j, g.vectors(),
+                                                        layer_normal(b.cell.array))
+        pi, pj, _, _ = pair_inputs(b, 6.0)
+        c = HamiltonianModel.stacking_cosine(g.species, F, pi, pj).numpy()
+        inter = (g.layer[pi] != g.layer[pj]).numpy()
+        both = {(int(x), int(y)) for x, y in zip(g.species[pi].numpy(), g.species[pj].numpy())}
+        assert both == {(0, 0), (0, 1), (1, 0), (1, 1)}
+        assert np.abs(c[~inter] - 1).max() < tol
+        assert np.abs(c[inter] - expect).max() < tol
+        assert np.abs(c).max() <= 1 + 1e-12
+
+
+@pytest.mark.parametrize("option", ["inter_stacking", "local_vector"])
+def test_frame_only_options_need_the_frame_form(option):
+    with pytest.raises(ValueError, match=option):
+        HamiltonianModel(block_form="sk", **{option: True})
 
 
 def test_frame_form_tells_mirror_related_bonds_apart():

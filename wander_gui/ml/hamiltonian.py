@@ -153,14 +153,19 @@ class HamiltonianModel(AddedBuffers):
     def __init__(self, *, latent_dim: int = 32, desc_dim: int = 64, r_max: float = 12.0, r_split: float = 6.0,
                  onsite_cut: float = 5.2, n_rbf: int = 24, hidden_intra=(64, 32), hidden_inter=(32, 16),
                  use_raer: bool = True, inter_uses_raer: bool = False, block_form: str = "sk",
-                 intra_input: str = "raer", layer_dipole: bool = False, sublayer_frames: bool = False):
+                 intra_input: str = "raer", layer_dipole: bool = False, sublayer_frames: bool = False,
+                 inter_stacking: bool = False, local_vector: bool = False):
         super().__init__()
         if block_form not in ("sk", "frame"):
             raise ValueError(f"block_form must be 'sk' or 'frame', got {block_form!r}")
         self.config = dict(latent_dim=latent_dim, desc_dim=desc_dim, r_max=r_max, r_split=r_split,
                            onsite_cut=onsite_cut, n_rbf=n_rbf, hidden_intra=list(hidden_intra),
                            hidden_inter=list(hidden_inter), use_raer=use_raer, inter_uses_raer=inter_uses_raer,
-                           block_form=block_form, layer_dipole=layer_dipole, sublayer_frames=sublayer_frames)
+                           block_form=block_form, layer_dipole=layer_dipole, sublayer_frames=sublayer_frames,
+                           inter_stacking=inter_stacking, local_vector=local_vector)
+        for option, on in (("inter_stacking", inter_stacking), ("local_vector", local_vector)):
+            if on and block_form != "frame":
+                raise ValueError(f"{option} needs the crystal frames of block_form='frame'")
         self.register_buffer("z_mean", torch.zeros(2, latent_dim))
         self.register_buffer("z_std", torch.ones(2, latent_dim))
         self.register_buffer("onsite_ref", torch.zeros(2))
@@ -191,10 +196,12 @@ class HamiltonianModel(AddedBuffers):
             ordered = ((0, 0), (0, 1), (1, 0), (1, 1))
             self.onsite_frame = nn.ModuleList([mlp((desc_dim, *hidden_intra, N_OF[t] * (N_OF[t] + 1) // 2))
                                                for t in range(2)])
-            self.intra = nn.ModuleDict({f"{a}{b}{rng}": mlp((2 * fdim + n_rbf + 3, *hidden_intra, N_OF[a] * N_OF[b]))
+            n_loc = 6 if local_vector else 3  # Fᵀ r̂ (and Fᵀ r / VECTOR_SCALE)
+            self.intra = nn.ModuleDict({f"{a}{b}{rng}": mlp((2 * fdim + n_rbf + n_loc, *hidden_intra, N_OF[a] * N_OF[b]))
                                         for a, b in ordered for rng in ("s", "l")})
             ifeat = 2 * latent_dim if inter_uses_raer else 0
-            self.inter = nn.ModuleDict({f"{a}{b}{rng}": mlp((ifeat + n_rbf + 3, *hidden_inter, N_OF[a] * N_OF[b]))
+            n_pair = n_rbf + int(inter_stacking)
+            self.inter = nn.ModuleDict({f"{a}{b}{rng}": mlp((ifeat + n_pair + n_loc, *hidden_inter, N_OF[a] * N_OF[b]))
                                         for a, b in ordered for rng in ("s", "l")})
         # created last: the other heads' initial weights do not depend on this option
         if layer_dipole:  # per central species: weight of each neighbour's n·r̂ in the atom's dipole
@@ -337,6 +344,8 @@ class HamiltonianModel(AddedBuffers):
         pos = torch.as_tensor(positions, dtype=dtype, device=device)
         return pos @ torch.as_tensor(normal, dtype=dtype, device=device), area, normal
 
+    VECTOR_SCALE = 5.0  # Å: the local pair vector enters as Fᵀ r / VECTOR_SCALE (``local_vector``)
+
     def _framed_end(self, nets, key, feats, own, other, vec, r, R, w, la, lb, F_own, D_own):
         """G(own, other, r; F_own): the block (P, 2la+1, 2lb+1) predicted in the own atom's
         crystal frame from (features, r in that frame), rotated to the global frame and
@@ -344,7 +353,9 @@ class HamiltonianModel(AddedBuffers):
 
             G = (1/3) Σ_k D(F_k) X(F_kᵀ r̂) D(F_k)ᵀ = D(F) [(1/3) Σ_k D(R_k) X_k D(R_k)ᵀ] D(F)ᵀ.
 
-        The network sees cat[f_own, f_other, rbf(r), F_kᵀ r̂]; its first layer is applied as
+        The network sees cat[f_own, f_other, rbf(r), F_kᵀ r̂] (with ``local_vector`` also
+        F_kᵀ r / VECTOR_SCALE; with ``inter_stacking`` the inter-layer nets also cos 3Δ after the
+        radial basis); its first layer is applied as
         W_own f_own + W_other f_other + W_R rbf + W_loc F_kᵀ r̂ (atom terms once per atom, the
         radial term once per pair, only the last per frame). Pairs must be sorted by r, so the
         short- and long-range networks act on a prefix and a suffix. ``D_own``: the own atoms'
@@ -356,6 +367,9 @@ class HamiltonianModel(AddedBuffers):
         # D(R_k) X D(R_k)ᵀ on flattened blocks: X_flat @ kron(D_la(R_k), D_lb(R_k))ᵀ
         kron = [torch.kron(wigner_d(Rk, la), wigner_d(Rk, lb)).T for Rk in rot]
         local0 = torch.einsum("pab,pa->pb", F_own, vec / r[:, None])  # Fᵀ r̂
+        if self.config.get("local_vector"):  # also Fᵀ r itself: a ReLU net builds functions of k·r from it directly
+            local0 = torch.cat([local0, local0 * (r[:, None] / self.VECTOR_SCALE)], dim=1)
+        n_loc = local0.shape[1]
         Y = torch.zeros(P, na * nb, dtype=vec.dtype, device=vec.device)
         fdim = feats.shape[1]
         n_short, n_full = int((w > 0).sum()), int((w >= 1).sum())
@@ -363,17 +377,30 @@ class HamiltonianModel(AddedBuffers):
             if part.stop <= part.start:
                 continue
             net = nets[key + rng]
-            W_own, W_other, W_R, W_loc = torch.split(net[0].weight, [fdim, fdim, R.shape[1], 3], dim=1)
+            W_own, W_other, W_R, W_loc = torch.split(net[0].weight, [fdim, fdim, R.shape[1], n_loc], dim=1)
             pre = R[part] @ W_R.T + net[0].bias
             if fdim:
                 pre = pre + (feats @ W_own.T)[own[part]] + (feats @ W_other.T)[other[part]]
             loc, wt = local0[part], weight[part, None]
             acc = 0
             for k in range(3):
-                acc = acc + net[1:](pre + (loc @ rot[k]) @ W_loc.T) @ kron[k]
+                loc_k = (loc.view(-1, n_loc // 3, 3) @ rot[k]).view(-1, n_loc)
+                acc = acc + net[1:](pre + loc_k @ W_loc.T) @ kron[k]
             Y[part] += wt * acc
         Da, Db = D_own
         return Da @ Y.view(P, na, nb) @ Db.transpose(1, 2) / 3
+
+    @staticmethod
+    def stacking_cosine(species, frames, pi, pj) -> torch.Tensor:
+        """cos 3Δ_ij (P,): Δ_ij is the angle between the crystal orientations of atoms i and j
+        about the layer normal — 1 for two atoms of one layer or of R-stacked (0°) layers, −1 for
+        H-stacked (60°) layers, cos 3θ across layers twisted by θ. From the frames' e₁ (which the
+        sublayer flip leaves alone): cos 3x = 4c³ − 3c with c = e₁ᵢ·e₁ⱼ; a metal's e₁ points at a
+        chalcogen and a chalcogen's at a metal, 180° (mod 120°) apart, hence the sign per
+        chalcogen. Invariant under rotations and under i ↔ j, so H_ji(−R) = H_ij(R)ᵀ still holds."""
+        c = (frames[pi, :, 0] * frames[pj, :, 0]).sum(1).clamp(-1.0, 1.0)
+        sign = 1.0 - 2.0 * ((species[pi] + species[pj]) % 2).to(c.dtype)
+        return sign * (4 * c ** 3 - 3 * c)
 
     def _hoppings_frame(self, species, layer, feats, pi, pj, vec, frames, latent):
         P = len(pi)
@@ -393,6 +420,8 @@ class HamiltonianModel(AddedBuffers):
                     idx = idx[torch.argsort(r_all[idx])]  # by distance: short/long nets on slices
                     i, j, v, r = pi[idx], pj[idx], vec[idx], r_all[idx]
                     R = rbf(r, self.config["r_max"], self.config["n_rbf"])
+                    if nets is self.inter and self.config.get("inter_stacking"):
+                        R = torch.cat([R, self.stacking_cosine(species, frames, i, j)[:, None]], dim=1)
                     w = switch(r, rs - 0.5, rs + 0.5)
                     # H_ij = G(i, j, r; F_i) + G(j, i, −r; F_j)ᵀ: exact H_ji(−R) = H_ij(R)ᵀ
                     blk = self._framed_end(nets, f"{ta}{tb}", f, i, j, v, r, R, w, la, lb,

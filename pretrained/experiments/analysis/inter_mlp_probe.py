@@ -1,10 +1,12 @@
 """Are the 6-10 A inter-layer hoppings of the labelled 1x1 cells a learnable function of the geometry?
 
 An MLP on the raw global-frame labels from (pair vector, cell's metal-metal distance and lattice,
-stacking, species, orbitals); ``--no-cell`` leaves out the cell's distance and lattice. Train error =
+stacking, species, orbitals); ``--no-cell`` leaves out the cell's distance and lattice, ``--no-stacking`` the stacking (R/H);
+``--frame-inputs`` gives the pair vector in atom i's crystal frame, as the heads see it, and
+``--all-cells-only`` skips the runs on 1/4 and 1/2 of the training cells. Train error =
 representability; held-out error (12 cells) vs number of training cells = data need. Model card,
 "What holds the Hamiltonian MAE". Run from the repository root:
-    python pretrained/experiments/analysis/inter_mlp_probe.py [--no-cell]
+    python pretrained/experiments/analysis/inter_mlp_probe.py [--no-cell] [--no-stacking] [--frame-inputs] [--all-cells-only]
 (~15 min on one core)."""
 import glob
 import json
@@ -17,6 +19,11 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import StandardScaler
 
 NO_CELL = "--no-cell" in sys.argv
+NO_STACKING = "--no-stacking" in sys.argv
+FRAME_INPUTS = "--frame-inputs" in sys.argv
+if FRAME_INPUTS:  # the pair vector in atom i's crystal frame (as the heads see it) instead of the global one
+    from wander_gui.ml.graph import atoms_to_graph
+    from wander_gui.ml.hamiltonian import crystal_frames, layer_normal
 cells = []
 for f in sorted(glob.glob("pretrained/dataset/chunks/*-1x1-*.npz")):
     ch = dict(np.load(f, allow_pickle=False))
@@ -31,17 +38,23 @@ for f in sorted(glob.glob("pretrained/dataset/chunks/*-1x1-*.npz")):
     a1, a2 = np.linalg.norm(cell[0]), np.linalg.norm(cell[1]); g = cell[0, :2] @ cell[1, :2] / a1 / a2
     st = 1.0 if "-H" in f else 0.0
     X, Y = [], []
+    if FRAME_INPUTS:
+        g = atoms_to_graph(atoms, 5.2)
+        frames = crystal_frames(g.species, g.layer, g.edge_i, g.edge_j, g.vectors(), layer_normal(cell),
+                                sublayer=True).numpy()
     for (i, j), s, b in zip(ij, shift, block):
         if lay[i] == lay[j]: continue
         r = pos[j] + s @ cell - pos[i]; d = np.linalg.norm(r)
         if not 6 <= d < 10: continue
+        if FRAME_INPUTS:
+            r = frames[i].T @ r
         for a in range(cnt[i]):
             for c in range(cnt[j]):
                 oh = np.zeros(16); oh[a] = 1; oh[8 + c] = 1  # orbital a of i (Mo 0-4 / S 5-7 shifted), c of j
                 if sym[i] == "S": oh[a] = 0; oh[5 + a] = 1
                 if sym[j] == "S": oh[8 + c] = 0; oh[13 + c] = 1
                 cell_x = [] if NO_CELL else [dmm, a1, a2, g]
-                X.append([*r, d, *cell_x, st, float(sym[i] == "Mo"), float(sym[j] == "Mo"), float(lay[i]), *oh])
+                X.append([*r, d, *cell_x, *([] if NO_STACKING else [st]), float(sym[i] == "Mo"), float(sym[j] == "Mo"), float(lay[i]), *oh])
                 Y.append(b[a, c])
     cells.append((f.split("/")[-1][:-4], meta["spec"]["sigma"], np.array(X), np.array(Y)))
 print(len(cells), "cells")
@@ -49,7 +62,7 @@ rng = np.random.default_rng(0); order = rng.permutation(len(cells))
 test = [cells[k] for k in order[:12]]; pool = [cells[k] for k in order[12:]]
 Xt = np.concatenate([c[2] for c in test]); Yt = np.concatenate([c[3] for c in test]); bt = np.abs(Yt) > 1e-3
 print("zero MAE test", 1000 * np.abs(Yt)[bt].mean())
-for n in [len(pool) // 4, len(pool) // 2, len(pool)]:
+for n in ([len(pool)] if "--all-cells-only" in sys.argv else [len(pool) // 4, len(pool) // 2, len(pool)]):
     X = np.concatenate([c[2] for c in pool[:n]]); Y = np.concatenate([c[3] for c in pool[:n]]); b = np.abs(Y) > 1e-3
     sc = StandardScaler().fit(X)
     m = MLPRegressor(hidden_layer_sizes=(256, 256, 128), max_iter=150, early_stopping=False, random_state=0, learning_rate_init=1e-3, batch_size=512)
