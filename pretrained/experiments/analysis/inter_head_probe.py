@@ -9,7 +9,7 @@ the same elements). Model card, "What holds the Hamiltonian MAE". Run from the r
     python pretrained/experiments/analysis/inter_head_probe.py --hidden 32 16 --steps 20000 --batch 1 --lr 1e-3
 Options: --stacking / --local-vector (the model options of those names), --no-c3 (one crystal
 frame instead of the average over the three C3-equivalent ones; breaks C3 covariance),
---one-end (only the bottom atom's term G(i, j, r; F_i) on bottom->top pairs, no transposed partner
+--pairs-per-cell N (N random inter-layer pairs of each cell per step), --one-end (only the bottom atom's term G(i, j, r; F_i) on bottom->top pairs, no transposed partner
 term), --l1 (absolute-error loss), --mev (squared loss in meV^2 rather than eV^2).
 """
 import argparse
@@ -32,6 +32,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--hidden", type=int, nargs="+", default=[32, 16])
 p.add_argument("--steps", type=int, default=3000)
 p.add_argument("--batch", type=int, default=8, help="training cells per optimiser step")
+p.add_argument("--pairs-per-cell", type=int, default=0, help="random inter-layer pairs of each cell per step (0: all)")
 p.add_argument("--lr", type=float, default=3e-3, help="Adam, cosine decay to 1e-5 over the steps")
 for flag in ("stacking", "local-vector", "no-c3", "one-end", "l1", "mev"):
     p.add_argument(f"--{flag}", action="store_true")
@@ -78,8 +79,11 @@ opt = torch.optim.Adam(hm.inter.parameters(), lr=args.lr)
 sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps, eta_min=1e-5)
 
 
-def predict(cell):
+def predict(cell, n_pairs=0, rng=None):
     _, ex, sel, d = cell
+    if n_pairs:
+        pick = torch.as_tensor(rng.choice(len(sel), n_pairs, replace=False))
+        sel, d = sel[pick], d[pick]
     pi, pj, vec = ex.pairs
     hop = hm.hoppings(ex.species, ex.layer, ex.Z[:, :0], pi[sel], pj[sel], vec[sel], frames=ex.frames)
     return hop, ex.hop_target[sel], ex.mask_hop[sel], d
@@ -103,8 +107,9 @@ every = max(250, args.steps // 10)
 for step in range(args.steps):
     opt.zero_grad()
     loss = 0
-    for k in np.random.default_rng(step).choice(len(train), args.batch, replace=False):
-        hop, target, mask, _ = predict(train[k])
+    rng = np.random.default_rng(step)
+    for k in rng.choice(len(train), args.batch, replace=False):
+        hop, target, mask, _ = predict(train[k], args.pairs_per_cell, rng)
         err = (hop - target)[mask] * (1000.0 if args.mev else 1.0)
         loss = loss + (err.abs().mean() if args.l1 else (err ** 2).mean())
     (loss / args.batch).backward()
