@@ -9,7 +9,7 @@ the same elements). Model card, "What holds the Hamiltonian MAE". Run from the r
     python pretrained/experiments/analysis/inter_head_probe.py --hidden 32 16 --steps 20000 --batch 1 --lr 1e-3
 Options: --stacking / --local-vector (the model options of those names), --no-c3 (one crystal
 frame instead of the average over the three C3-equivalent ones; breaks C3 covariance),
---pairs-per-cell N (N random inter-layer pairs of each cell per step), --one-end (only the bottom atom's term G(i, j, r; F_i) on bottom->top pairs, no transposed partner
+--mo-mo (Mo-Mo pairs only), --pairs-per-cell N (N random inter-layer pairs of each cell per step), --one-end (only the bottom atom's term G(i, j, r; F_i) on bottom->top pairs, no transposed partner
 term), --l1 (absolute-error loss), --mev (squared loss in meV^2 rather than eV^2).
 """
 import argparse
@@ -32,6 +32,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--hidden", type=int, nargs="+", default=[32, 16])
 p.add_argument("--steps", type=int, default=3000)
 p.add_argument("--batch", type=int, default=8, help="training cells per optimiser step")
+p.add_argument("--mo-mo", action="store_true", help="only the Mo-Mo inter-layer pairs (compare inter_block_mlp_probe.py)")
 p.add_argument("--pairs-per-cell", type=int, default=0, help="random inter-layer pairs of each cell per step (0: all)")
 p.add_argument("--lr", type=float, default=3e-3, help="Adam, cosine decay to 1e-5 over the steps")
 for flag in ("stacking", "local-vector", "no-c3", "one-end", "l1", "mev"):
@@ -70,6 +71,8 @@ for n in names:
     inter = ex.layer[pi] != ex.layer[pj]
     if args.one_end:
         inter = inter & (ex.layer[pi] == 0)
+    if args.mo_mo:
+        inter = inter & (ex.species[pi] == 0) & (ex.species[pj] == 0)
     sel = torch.nonzero(inter).squeeze(1)
     cells.append((n, ex, sel, vec[sel].norm(dim=1)))
 train = [c for c in cells if c[0] not in held_out]
@@ -99,7 +102,7 @@ def mae(part, lo=6.0, hi=10.0):
             big = ref.abs() > 1e-3
             err += float((pred[big] - ref[big]).abs().sum())
             cnt += int(big.sum())
-    return 1000 * err / cnt
+    return 1000 * err / cnt if cnt else float("nan")
 
 
 t0 = time.time()
