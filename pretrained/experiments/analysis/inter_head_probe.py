@@ -9,7 +9,7 @@ the same elements). Model card, "What holds the Hamiltonian MAE". Run from the r
     python pretrained/experiments/analysis/inter_head_probe.py --hidden 32 16 --steps 20000 --batch 1 --lr 1e-3
 Options: --stacking / --local-vector (the model options of those names), --no-c3 (one crystal
 frame instead of the average over the three C3-equivalent ones; breaks C3 covariance),
---mo-mo (Mo-Mo pairs only), --pairs-per-cell N (N random inter-layer pairs of each cell per step), --one-end (only the bottom atom's term G(i, j, r; F_i) on bottom->top pairs, no transposed partner
+--mo-mo (Mo-Mo pairs only), --out-scale S (the inter-layer networks' outputs times S eV), --pairs-per-cell N (N random inter-layer pairs of each cell per step), --one-end (only the bottom atom's term G(i, j, r; F_i) on bottom->top pairs, no transposed partner
 term), --l1 (absolute-error loss), --mev (squared loss in meV^2 rather than eV^2).
 """
 import argparse
@@ -33,6 +33,8 @@ p.add_argument("--hidden", type=int, nargs="+", default=[32, 16])
 p.add_argument("--steps", type=int, default=3000)
 p.add_argument("--batch", type=int, default=8, help="training cells per optimiser step")
 p.add_argument("--mo-mo", action="store_true", help="only the Mo-Mo inter-layer pairs (compare inter_block_mlp_probe.py)")
+p.add_argument("--out-scale", type=float, default=1.0,
+               help="multiply the inter-layer networks' outputs by this (eV): outputs of order one")
 p.add_argument("--pairs-per-cell", type=int, default=0, help="random inter-layer pairs of each cell per step (0: all)")
 p.add_argument("--lr", type=float, default=3e-3, help="Adam, cosine decay to 1e-5 over the steps")
 for flag in ("stacking", "local-vector", "no-c3", "one-end", "l1", "mev"):
@@ -46,6 +48,12 @@ ff = load_model("mos2-preview-10").ff
 cfg = {**load_model("mos2-preview-10").hm.config, "hidden_inter": args.hidden, "inter_stacking": args.stacking,
        "local_vector": args.local_vector}
 hm = HamiltonianModel(**cfg).double()
+if args.out_scale != 1.0:
+    class Scale(torch.nn.Module):
+        def forward(self, x):
+            return x * args.out_scale
+    for net in hm.inter.values():
+        net.append(Scale())
 if args.one_end:  # _hoppings_frame calls _framed_end twice per block: keep the first, zero the second
     both_ends = HamiltonianModel._framed_end
 
