@@ -143,16 +143,20 @@ def test_registry_checks_sha256(model, tmp_path, monkeypatch):
 
 def test_checkpoints_from_before_added_buffers_still_load(model):
     """Weights saved before the OOD statistics (force field) and the descriptor
-    re-standardisation (Hamiltonian heads) load, with those buffers at their neutral values."""
+    re-standardisation and output scales (Hamiltonian heads) load, with those buffers at their
+    neutral values."""
     from wander_gui.ml.hamiltonian import HamiltonianModel
     sd = {k: v for k, v in model.state_dict().items() if not k.startswith("ood_")}
     ff = ForceField(**model.config).double()
     ff.load_state_dict(sd)
     assert not ff.has_ood and torch.equal(ff.d_mean, model.d_mean)
     hm = HamiltonianModel(latent_dim=ff.latent_dim, desc_dim=ff.descriptor.dim).double()
-    old = {k: v for k, v in hm.state_dict().items() if k not in ("d_mean", "d_std")}
+    added = ("d_mean", "d_std", "onsite_scale", "hop_scale")
+    old = {k: v for k, v in hm.state_dict().items() if k not in added}
     hm.d_mean.fill_(3.0)
+    hm.hop_scale.fill_(0.01)
     hm.load_state_dict(old)
     assert torch.all(hm.d_mean == 0) and torch.all(hm.d_std == 1)
+    assert torch.all(hm.onsite_scale == 1) and torch.all(hm.hop_scale == 1)
     with pytest.raises(RuntimeError):  # anything else missing is still an error
         hm.load_state_dict({k: v for k, v in old.items() if k != "z_mean"})

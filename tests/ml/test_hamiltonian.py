@@ -26,6 +26,9 @@ def models(request):
                           sublayer_frames=request.param.endswith("sublayer"),
                           inter_stacking="stacking" in request.param,
                           local_vector=request.param.endswith("vector")).double()
+    with torch.no_grad():  # output scales of trained models: unequal, so the symmetry tests see them
+        hm.onsite_scale.uniform_(0.1, 2.0)
+        hm.hop_scale.uniform_(0.01, 2.0)
     return ff, hm
 
 
@@ -95,6 +98,42 @@ def test_float32_default_matches_double_and_leaves_models_alone(models, cell):
     finally:
         with torch.no_grad():
             bias.sub_(0.5)
+
+
+@pytest.mark.parametrize("form", ["frame", "sk"])
+def test_output_scales_multiply_their_own_networks(form, cell):
+    """onsite_scale multiplies the on-site networks (onsite_ref stays), hop_scale[c, a, b, k]
+    the hopping networks of category c (intra, inter) and range k (short, long); and a buffer
+    change reaches the single-precision copy too."""
+    torch.manual_seed(5)
+    ff, hm = ForceField().double(), HamiltonianModel(r_max=8.0, block_form=form).double()
+    with torch.no_grad():
+        hm.onsite_ref.copy_(torch.tensor([-1.0, -3.0]))
+    base = predict_blocks(ff, hm, cell, **F64)
+    pi, pj = base.ij[:, 0], base.ij[:, 1]
+    layer = np.array([0 if z < cell.positions[:, 2].mean() else 1 for z in cell.positions[:, 2]])
+    on = (pi == pj) & np.all(base.shift == 0, axis=1)
+    inter = layer[pi] != layer[pj]
+    r = np.linalg.norm(cell.positions[pj] + base.shift @ cell.cell.array - cell.positions[pi], axis=1)
+    ref = np.array([np.diag([float(hm.onsite_ref[0 if c == 5 else 1])] * c + [0.0] * (5 - c)) for c in base.counts])
+    saved = hm.hop_scale.clone()
+    predict_blocks(ff, hm, cell)  # (caches the single-precision copy)
+    with torch.no_grad():
+        hm.onsite_scale.mul_(2.0)
+        hm.hop_scale[1].zero_()  # inter-layer off
+        hm.hop_scale[0, :, :, 1].zero_()  # long-range intra-layer off
+    p = predict_blocks(ff, hm, cell, **F64)
+    assert np.allclose(p.blocks[on] - ref[pi[on]], 2 * (base.blocks[on] - ref[pi[on]]), atol=1e-12)
+    assert np.abs(base.blocks[inter & ~on]).max() > 1e-3
+    assert np.all(p.blocks[inter & ~on] == 0)
+    far = ~inter & ~on & (r > hm.config["r_split"] + 0.5)
+    near = ~inter & ~on & (r < hm.config["r_split"] - 0.5)
+    assert far.any() and np.all(p.blocks[far] == 0)
+    assert np.allclose(p.blocks[near], base.blocks[near], atol=1e-12)
+    assert np.all(predict_blocks(ff, hm, cell).blocks[inter & ~on] == 0)  # the float32 copy follows
+    with torch.no_grad():
+        hm.hop_scale.copy_(saved)
+    assert np.abs(predict_blocks(ff, hm, cell).blocks[inter & ~on]).max() > 1e-3
 
 
 def test_blocks_continuous_across_range_split(models):

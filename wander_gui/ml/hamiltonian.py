@@ -148,7 +148,9 @@ def rbf(r: torch.Tensor, r_max: float, n: int) -> torch.Tensor:
 
 
 class HamiltonianModel(AddedBuffers):
-    ADDED_BUFFERS = {"d_mean": 0.0, "d_std": 1.0}  # descriptor re-standardisation (identity when absent)
+    # neutral values of buffers that older checkpoints lack: the descriptor re-standardisation and
+    # the output scales (identity when absent)
+    ADDED_BUFFERS = {"d_mean": 0.0, "d_std": 1.0, "onsite_scale": 1.0, "hop_scale": 1.0}
 
     def __init__(self, *, latent_dim: int = 32, desc_dim: int = 64, r_max: float = 12.0, r_split: float = 6.0,
                  onsite_cut: float = 5.2, n_rbf: int = 24, hidden_intra=(64, 32), hidden_inter=(32, 16),
@@ -173,6 +175,14 @@ class HamiltonianModel(AddedBuffers):
         # standardised again on the Hamiltonian training data before the heads see it
         self.register_buffer("d_mean", torch.zeros(desc_dim))
         self.register_buffer("d_std", torch.ones(desc_dim))
+        # output scales (eV): every network predicts its blocks in units of the typical size of its
+        # targets, set from the training data (HTrainConfig.scale_outputs). The 6–10 Å hoppings are a
+        # few meV: predicted in eV, the last layer's weights would be ~1e-3, where Adam's steps
+        # (~ the learning rate, whatever the gradient) are as large as the weights themselves.
+        # onsite_scale[t]: the on-site networks of species t; hop_scale[c, a, b, k]: the hopping
+        # networks of category c (0 intra, 1 inter), species a → b, range k (0 short, 1 long)
+        self.register_buffer("onsite_scale", torch.ones(2))
+        self.register_buffer("hop_scale", torch.ones(2, 2, 2, 2))
         if not use_raer:  # older configurations switched the intra-layer inputs off with use_raer
             intra_input = "none"
         if intra_input not in ("raer", "raer_layer", "descriptor", "none"):
@@ -254,9 +264,14 @@ class HamiltonianModel(AddedBuffers):
             return torch.cat([za + zb, za * zb, R], dim=1)
         return torch.cat([za, zb, R], dim=1)
 
+    def _out_scale(self, nets, key: str, rng: str) -> torch.Tensor:
+        """Output scale (eV) of the hopping network ``nets[key + rng]``."""
+        return self.hop_scale[int(nets is self.inter), int(key[0]), int(key[1]), int(rng == "l")]
+
     def _hop(self, nets, key, feats, r):
         w = switch(r, self.config["r_split"] - 0.5, self.config["r_split"] + 0.5)[:, None]
-        return w * nets[key + "s"](feats) + (1 - w) * nets[key + "l"](feats)
+        return w * self._out_scale(nets, key, "s") * nets[key + "s"](feats) + \
+            (1 - w) * self._out_scale(nets, key, "l") * nets[key + "l"](feats)
 
     # -- layer electrostatics ------------------------------------------------------
     DIPOLE_SMOOTHING = 0.5  # Å: w in tanh(Δh / w), the smooth sign between dipole sheets
@@ -310,17 +325,17 @@ class HamiltonianModel(AddedBuffers):
             m = species == t
             if m.any():
                 eye = torch.eye(n, dtype=Dn.dtype, device=Dn.device)
-                out[m, :n, :n] = (self.onsite0[t](Dn[m]) + self.onsite_ref[t])[:, :, None] * eye
+                out[m, :n, :n] = (self.onsite_scale[t] * self.onsite0[t](Dn[m]) + self.onsite_ref[t])[:, :, None] * eye
             e = species[nb_i] == t
             if e.any():
                 R = rbf(r[e], self.config["onsite_cut"], self.config["n_rbf"])
                 onehot = nn.functional.one_hot(species[nb_j[e]], 2).to(Dn.dtype)
-                g = self.crystal[t](torch.cat([Dn[nb_i[e]], R, onehot], dim=1))  # (E, n_c)
+                g = self.onsite_scale[t] * self.crystal[t](torch.cat([Dn[nb_i[e]], R, onehot], dim=1))  # (E, n_c)
                 T = sk_basis(nb_vec[e] / r[e, None], l, l)  # (E, n_c, n, n)
                 cf = torch.einsum("ec,ecab->eab", g, T)
                 out[:, :n, :n] = out[:, :n, :n].index_add(0, nb_i[e], cf)
             if self.config["block_form"] == "frame" and m.any():
-                X = _sym_from_vector(self.onsite_frame[t](Dn[m]), n)
+                X = _sym_from_vector(self.onsite_scale[t] * self.onsite_frame[t](Dn[m]), n)
                 acc = 0
                 for F in _c3_frames(frames[m]):
                     D = wigner_d(F, l)
@@ -386,7 +401,7 @@ class HamiltonianModel(AddedBuffers):
             for k in range(3):
                 loc_k = (loc.view(-1, n_loc // 3, 3) @ rot[k]).view(-1, n_loc)
                 acc = acc + net[1:](pre + loc_k @ W_loc.T) @ kron[k]
-            Y[part] += wt * acc
+            Y[part] += (self._out_scale(nets, key, rng) * wt) * acc
         Da, Db = D_own
         return Da @ Y.view(P, na, nb) @ Db.transpose(1, 2) / 3
 

@@ -77,11 +77,12 @@ def torch_threads_for(n_atoms: int, device):
 
 def inference_copy(model: torch.nn.Module, device, dtype) -> torch.nn.Module:
     """``model`` on ``device`` in ``dtype`` without touching the (shared) original: the model
-    itself when it already is, else a cached copy, rebuilt when the original's weights change."""
+    itself when it already is, else a cached copy, rebuilt when the original's weights or
+    buffers change."""
     p0 = next(model.parameters())
     if p0.device == torch.device(device) and p0.dtype == dtype:
         return model
-    stamp = tuple((p.data_ptr(), p._version) for p in model.parameters())
+    stamp = tuple((p.data_ptr(), p._version) for p in (*model.parameters(), *model.buffers()))
     key = (id(model), str(device), dtype)
     hit = _INFERENCE_COPIES.get(key)
     if hit is None or hit[0] is not model or hit[1] != stamp:

@@ -55,6 +55,9 @@ class HTrainConfig:
     #: at most this many vacuum-step examples per optimiser step: when the steps outnumber the
     #: Wannier-labelled cells × step_batch, an epoch gets extra steps with the step term alone
     step_batch: int = 8
+    #: each head network predicts in units of the RMS of its training targets
+    #: (:func:`fit_output_scales`) instead of eV; off: the published recipes up to mos2-preview-10
+    scale_outputs: bool = False
     model: dict = field(default_factory=lambda: dict(r_max=12.0, r_split=6.0, onsite_cut=5.2, n_rbf=24,
                                                      hidden_intra=[64, 32], hidden_inter=[32, 16],
                                                      use_raer=True, inter_uses_raer=False,
@@ -279,6 +282,36 @@ def aligned_band_mae(ex: HExample, on: torch.Tensor, hop: torch.Tensor) -> torch
     return ((e - e[:, :bt.n_valence].max()) - (bt.target - bt.target[:, :bt.n_valence].max())).abs().mean()
 
 
+def fit_output_scales(hm: HamiltonianModel, examples: list[HExample], floor: float = 1e-4) -> None:
+    """Set ``hm.onsite_scale`` and ``hm.hop_scale`` (eV) to the RMS of the training targets each
+    network predicts: per species, the on-site elements less ``onsite_ref`` on the diagonal;
+    per category (intra / inter), species pair (either order: the two ends of a block share
+    it) and range (pairs shorter / not shorter than ``r_split``), the hopping elements.
+    Buckets without examples keep scale 1; none goes below ``floor``."""
+    rs = hm.config["r_split"]
+    for t in range(2):
+        vals = [(ex.onsite_target - torch.diag_embed(hm.onsite_ref[t] * torch.ones(5, dtype=ex.onsite_target.dtype)))
+                [ex.species == t][ex.mask_onsite[ex.species == t]] for ex in examples]
+        vals = torch.cat(vals)
+        if len(vals):
+            hm.onsite_scale[t] = vals.pow(2).mean().sqrt().clamp_min(floor)
+    sums = torch.zeros(2, 2, 2, 2, dtype=torch.float64)
+    counts = torch.zeros(2, 2, 2, 2, dtype=torch.float64)
+    for ex in examples:
+        pi, pj, vec = ex.pairs
+        cat = (ex.layer[pi] != ex.layer[pj]).long()
+        lo, hi = torch.minimum(ex.species[pi], ex.species[pj]), torch.maximum(ex.species[pi], ex.species[pj])
+        rng = (vec.norm(dim=1) >= rs).long()
+        sq = (ex.hop_target.double() ** 2 * ex.mask_hop).sum((1, 2))
+        n = ex.mask_hop.sum((1, 2)).double()
+        sums.index_put_((cat, lo, hi, rng), sq, accumulate=True)
+        counts.index_put_((cat, lo, hi, rng), n, accumulate=True)
+    sums = sums + sums.transpose(1, 2) * (1 - torch.eye(2, dtype=torch.float64))[None, :, :, None]
+    counts = counts + counts.transpose(1, 2) * (1 - torch.eye(2, dtype=torch.float64))[None, :, :, None]
+    rms = torch.where(counts > 0, (sums / counts.clamp_min(1)).sqrt().clamp_min(floor), torch.ones_like(sums))
+    hm.hop_scale[:] = rms.to(hm.hop_scale.dtype)
+
+
 def _val_errors(hm: HamiltonianModel, ex: HExample) -> tuple[float, float | None]:
     """MAE of the hoppings plus MAE of the on-site blocks (eV), and the VBM-aligned near-gap
     band MAE (eV) where the example carries band targets (else None)."""
@@ -328,6 +361,8 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
         diag = torch.cat([torch.diagonal(e.onsite_target[e.species == t], dim1=1, dim2=2) for e in train])
         n = 5 if t == 0 else 3
         hm.onsite_ref[t] = diag[:, :n].mean()
+    if cfg.scale_outputs:
+        fit_output_scales(hm, train)
     dipole = bool(hm.config.get("layer_dipole"))
     steps = {"train": [], "val": [], "test": []}
     if dipole:
