@@ -22,12 +22,10 @@ p.add_argument("--max", type=float, default=10.0)
 p.add_argument("--epochs", type=int, default=300)
 args = p.parse_args()
 # the data of inter_mlp_probe.py (pair vector in the crystal frame, no cell inputs), other distance window
-src = (Path(__file__).parent / "inter_mlp_probe.py").read_text().split("print(len(cells)")[0]
-src = src.replace("if not 6 <= d < 10: continue", f"if not {args.min} <= d < {args.max}: continue")
-sys.argv = [sys.argv[0], "--no-cell", "--frame-inputs"]
-ns = {}
-exec(src, ns)
-cells = ns["cells"]
+sys.path.insert(0, str(Path(__file__).parent))
+from inter_mlp_probe import load_cells  # noqa: E402
+
+cells = load_cells(no_cell=True, frame_inputs=True, d_min=args.min, d_max=args.max)
 order = np.random.default_rng(0).permutation(len(cells))
 held_out, pool = [cells[k] for k in order[:12]], [cells[k] for k in order[12:]]
 # columns: r in i's frame (3), |r|, stacking, i is Mo, j is Mo, layer of i, orbital one-hots (16);
