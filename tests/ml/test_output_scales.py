@@ -1,5 +1,6 @@
 """Output scales of the Hamiltonian heads, fitted to the RMS of the training targets."""
 import numpy as np
+import pytest
 import torch
 
 from wander_gui.dft.dataset import has_current_label, label_blocks
@@ -13,7 +14,8 @@ def _labelled(n):
     return [s for s in load_samples("pretrained/dataset") if has_current_label(s.chunk)][:n]
 
 
-def test_scales_are_the_rms_of_each_networks_targets():
+@pytest.mark.parametrize("below", [None, 0.05])
+def test_scales_are_the_rms_of_each_networks_targets(below):
     """Recomputed here from the stored labels with numpy: per species the on-site elements
     less onsite_ref on the diagonal, per (intra/inter, species pair, short/long range) the
     hopping elements, either order of the pair."""
@@ -23,7 +25,8 @@ def test_scales_are_the_rms_of_each_networks_targets():
     hm = HamiltonianModel(latent_dim=ff.latent_dim, desc_dim=ff.descriptor.dim, r_max=8.0).double()
     with torch.no_grad():
         hm.onsite_ref.copy_(torch.tensor([-1.5, -4.0]))
-    fit_output_scales(hm, [prepare(s, ff, 8.0, heads=hm) for s in samples])
+    fit_output_scales(hm, [prepare(s, ff, 8.0, heads=hm) for s in samples], below=below)
+    kept = 0
     on = {0: [], 1: []}
     hop = {}
     for s in samples:
@@ -44,12 +47,17 @@ def test_scales_are_the_rms_of_each_networks_targets():
             hop.setdefault(key, []).append(b[:ni, :nj].ravel())
     for t in (0, 1):
         rms = np.sqrt(np.mean(np.concatenate(on[t]) ** 2))
+        if below is not None and rms >= below:
+            rms, kept = 1.0, kept + 1
         assert abs(hm.onsite_scale[t].item() - rms) < 1e-6 * rms
     assert len(hop) >= 10
     for c, lo, hi, k in np.ndindex(2, 2, 2, 2):
         vals = hop.get((c, min(lo, hi), max(lo, hi), k))
         rms = np.sqrt(np.mean(np.concatenate(vals) ** 2)) if vals else 1.0  # no examples: scale 1
+        if below is not None and rms >= below:
+            rms, kept = 1.0, kept + 1
         assert abs(hm.hop_scale[c, lo, hi, k].item() - rms) < 1e-6 * rms, (c, lo, hi, k)
+    assert (kept > 0) == (below is not None)  # the nearest-neighbour hoppings are tenths of an eV
 
 
 def test_training_with_scaled_outputs_keeps_the_scales_in_its_checkpoint(tmp_path):

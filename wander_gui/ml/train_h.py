@@ -58,6 +58,9 @@ class HTrainConfig:
     #: each head network predicts in units of the RMS of its training targets
     #: (:func:`fit_output_scales`) instead of eV; off: the published recipes up to mos2-preview-10
     scale_outputs: bool = False
+    #: with ``scale_outputs``: only networks whose targets' RMS is below this (eV) are scaled, the
+    #: others keep 1 (None: all are scaled)
+    scale_outputs_below: float | None = None
     model: dict = field(default_factory=lambda: dict(r_max=12.0, r_split=6.0, onsite_cut=5.2, n_rbf=24,
                                                      hidden_intra=[64, 32], hidden_inter=[32, 16],
                                                      use_raer=True, inter_uses_raer=False,
@@ -282,19 +285,22 @@ def aligned_band_mae(ex: HExample, on: torch.Tensor, hop: torch.Tensor) -> torch
     return ((e - e[:, :bt.n_valence].max()) - (bt.target - bt.target[:, :bt.n_valence].max())).abs().mean()
 
 
-def fit_output_scales(hm: HamiltonianModel, examples: list[HExample], floor: float = 1e-4) -> None:
+def fit_output_scales(hm: HamiltonianModel, examples: list[HExample], floor: float = 1e-4,
+                      below: float | None = None) -> None:
     """Set ``hm.onsite_scale`` and ``hm.hop_scale`` (eV) to the RMS of the training targets each
     network predicts: per species, the on-site elements less ``onsite_ref`` on the diagonal;
     per category (intra / inter), species pair (either order: the two ends of a block share
     it) and range (pairs shorter / not shorter than ``r_split``), the hopping elements.
-    Buckets without examples keep scale 1; none goes below ``floor``."""
+    Buckets without examples keep scale 1, and so do those with an RMS of ``below`` eV or more
+    (when given); none goes below ``floor``."""
     rs = hm.config["r_split"]
     for t in range(2):
         vals = [(ex.onsite_target - torch.diag_embed(hm.onsite_ref[t] * torch.ones(5, dtype=ex.onsite_target.dtype)))
                 [ex.species == t][ex.mask_onsite[ex.species == t]] for ex in examples]
         vals = torch.cat(vals)
-        if len(vals):
-            hm.onsite_scale[t] = vals.pow(2).mean().sqrt().clamp_min(floor)
+        rms = vals.pow(2).mean().sqrt() if len(vals) else None
+        if rms is not None and (below is None or rms < below):
+            hm.onsite_scale[t] = rms.clamp_min(floor)
     sums = torch.zeros(2, 2, 2, 2, dtype=torch.float64)
     counts = torch.zeros(2, 2, 2, 2, dtype=torch.float64)
     for ex in examples:
@@ -308,7 +314,9 @@ def fit_output_scales(hm: HamiltonianModel, examples: list[HExample], floor: flo
         counts.index_put_((cat, lo, hi, rng), n, accumulate=True)
     sums = sums + sums.transpose(1, 2) * (1 - torch.eye(2, dtype=torch.float64))[None, :, :, None]
     counts = counts + counts.transpose(1, 2) * (1 - torch.eye(2, dtype=torch.float64))[None, :, :, None]
-    rms = torch.where(counts > 0, (sums / counts.clamp_min(1)).sqrt().clamp_min(floor), torch.ones_like(sums))
+    rms = (sums / counts.clamp_min(1)).sqrt()
+    use = (counts > 0) & (rms < below if below is not None else True)
+    rms = torch.where(use, rms.clamp_min(floor), torch.ones_like(sums))
     hm.hop_scale[:] = rms.to(hm.hop_scale.dtype)
 
 
@@ -362,7 +370,7 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
         n = 5 if t == 0 else 3
         hm.onsite_ref[t] = diag[:, :n].mean()
     if cfg.scale_outputs:
-        fit_output_scales(hm, train)
+        fit_output_scales(hm, train, below=cfg.scale_outputs_below)
     dipole = bool(hm.config.get("layer_dipole"))
     steps = {"train": [], "val": [], "test": []}
     if dipole:
