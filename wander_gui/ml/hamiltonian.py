@@ -175,8 +175,8 @@ class HamiltonianModel(AddedBuffers):
         # standardised again on the Hamiltonian training data before the heads see it
         self.register_buffer("d_mean", torch.zeros(desc_dim))
         self.register_buffer("d_std", torch.ones(desc_dim))
-        # output scales (eV): every network predicts its blocks in units of the typical size of its
-        # targets, set from the training data (HTrainConfig.scale_outputs). The 6–10 Å hoppings are a
+        # output scales (eV): a network's output is multiplied by the typical size of its targets, set
+        # from the training data (HTrainConfig.scale_outputs; 1: predicted in eV). The 6–10 Å hoppings are a
         # few meV: predicted in eV, the last layer's weights would be ~1e-3, where Adam's steps
         # (~ the learning rate, whatever the gradient) are as large as the weights themselves.
         # onsite_scale[t]: the on-site networks of species t; hop_scale[c, a, b, k]: the hopping
