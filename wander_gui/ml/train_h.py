@@ -295,9 +295,8 @@ def fit_output_scales(hm: HamiltonianModel, examples: list[HExample], floor: flo
     (when given); none goes below ``floor``."""
     rs = hm.config["r_split"]
     for t in range(2):
-        vals = [(ex.onsite_target - torch.diag_embed(hm.onsite_ref[t] * torch.ones(5, dtype=ex.onsite_target.dtype)))
-                [ex.species == t][ex.mask_onsite[ex.species == t]] for ex in examples]
-        vals = torch.cat(vals)
+        vals = torch.cat([(ex.onsite_target - hm.onsite_ref[t] * torch.eye(5, dtype=ex.onsite_target.dtype))
+                          [ex.species == t][ex.mask_onsite[ex.species == t]] for ex in examples])
         rms = vals.pow(2).mean().sqrt() if len(vals) else None
         if rms is not None and (below is None or rms < below):
             hm.onsite_scale[t] = rms.clamp_min(floor)
@@ -312,11 +311,10 @@ def fit_output_scales(hm: HamiltonianModel, examples: list[HExample], floor: flo
         n = ex.mask_hop.sum((1, 2)).double()
         sums.index_put_((cat, lo, hi, rng), sq, accumulate=True)
         counts.index_put_((cat, lo, hi, rng), n, accumulate=True)
-    sums = sums + sums.transpose(1, 2) * (1 - torch.eye(2, dtype=torch.float64))[None, :, :, None]
-    counts = counts + counts.transpose(1, 2) * (1 - torch.eye(2, dtype=torch.float64))[None, :, :, None]
     rms = (sums / counts.clamp_min(1)).sqrt()
     use = (counts > 0) & (rms < below if below is not None else True)
     rms = torch.where(use, rms.clamp_min(floor), torch.ones_like(sums))
+    rms[:, 1, 0] = rms[:, 0, 1]  # accumulated metal-first only
     hm.hop_scale[:] = rms.to(hm.hop_scale.dtype)
 
 

@@ -48,12 +48,8 @@ ff = load_model("mos2-preview-10").ff
 cfg = {**load_model("mos2-preview-10").hm.config, "hidden_inter": args.hidden, "inter_stacking": args.stacking,
        "local_vector": args.local_vector}
 hm = HamiltonianModel(**cfg).double()
-if args.out_scale != 1.0:
-    class Scale(torch.nn.Module):
-        def forward(self, x):
-            return x * args.out_scale
-    for net in hm.inter.values():
-        net.append(Scale())
+with torch.no_grad():  # the model's own output scale of the inter-layer networks
+    hm.hop_scale[1].fill_(args.out_scale)
 if args.one_end:  # _hoppings_frame calls _framed_end twice per block: keep the first, zero the second
     both_ends = HamiltonianModel._framed_end
 
