@@ -23,6 +23,16 @@ def test_publish_then_load_by_name(tiny_model_dir, tmp_path, monkeypatch):
     assert entry["metrics"]["ff"]["train"]["n"] > 0 and "force_mae_meV_per_A" in entry["metrics"]["ff"]["train"]
     card = (pre / "README.md").read_text()
     assert "<!-- model:mos2-test -->" in card and "force MAE" in card
+    # the training-data summary counts what the run recorded, checked here against the dataset
+    # the tiny model was trained on (every chunk with forces; every current Wannier label)
+    from wander_gui.dft.dataset import has_current_label
+    from wander_gui.ml.data import load_samples
+    shipped = load_samples(pre / "dataset")
+    recorded = json.loads((run / "ff_metrics.json").read_text())["data"]
+    n_ff = sum(len(recorded[p]) for p in ("train", "val", "test"))
+    assert n_ff == sum(s.has_forces for s in shipped) == entry["training_data"]["n_configs"]
+    assert entry["training_data"]["n_hamiltonian_configs"] == sum(has_current_label(s.chunk) for s in shipped)
+    assert entry["trained_on"]["ff"]["test"] == recorded["test"] and "Trained on (counted from" in card
     att = entry["metrics"]["band_error_attribution"]  # held-out labelled configurations
     assert att and all(set(r) == {"predicted", "DFT on-site", "DFT intra", "DFT inter"} for r in att.values())
     assert "Which part of the predicted H" in card
@@ -38,14 +48,18 @@ def test_publish_then_load_by_name(tiny_model_dir, tmp_path, monkeypatch):
             rel = entry["metrics"]["validation"]["tw21.79-R"]["relax"]
             assert rel["rmsd_dft_vs_rigid_A"] > 0 and rel["ml_converged"]
             assert "relaxed structure vs the DFT relaxation" in card
-    # publishing again replaces the entry and the card section instead of duplicating them
-    # ... and with a k-mesh rule the training-data summary counts only that rule's chunks
+    # publishing again replaces the entry and the card section instead of duplicating them; a
+    # dataset that changed after training (a chunk removed) does not change the recorded counts,
+    # and a k-mesh rule names the level of theory
     from wander_gui.dft.dataset import dataset_info
     rule, counts = sorted(dataset_info(pre / "dataset")["by_k_density"].items())[-1]
+    removed = next(p for p in sorted((pre / "dataset" / "chunks").glob("c*.npz")))
+    removed.unlink()
     # (heads trained on another folder, --h-data: that folder's labels are counted and named)
     again = publish.publish(run, "mos2-test", pretrained_dir=pre, dataset_dir=pre / "dataset", k_density=float(rule),
                             validation_dir=pre / "validation", h_dataset_dir=pre / "dataset")
-    assert again["training_data"] == counts and f"ceil({rule} A / L)" in again["level_of_theory"]
+    assert again["training_data"] == entry["training_data"] and f"ceil({rule} A / L)" in again["level_of_theory"]
+    assert dataset_info(pre / "dataset")["n_configs"] == n_ff - 1
     assert again["hamiltonian_data"]["n_hamiltonian_configs"] == dataset_info(pre / "dataset")["n_hamiltonian_configs"]
     assert f"Wannier-labelled configurations of `{pre / 'dataset'}`" in (pre / "README.md").read_text()
     if (pre / "validation" / "tw21.79-R" / "result.npz").exists():  # several folders: each array's source kept
@@ -71,6 +85,9 @@ def test_publish_then_load_by_name(tiny_model_dir, tmp_path, monkeypatch):
     shutil.copytree(run, heads_only)
     (heads_only / "ff_metrics.json").unlink()
     h = publish.publish(heads_only, "mos2-test-heads", pretrained_dir=pre, dataset_dir=pre / "dataset")
+    # ... with only the heads' splits recorded, the force data are counted from the dataset
+    assert h["training_data"]["n_configs"] == n_ff - 1 and "dataset at publication" in h["training_data"]["counted_from"]
+    assert h["training_data"]["n_hamiltonian_configs"] == entry["training_data"]["n_hamiltonian_configs"]
     assert h["metrics"]["ff"] == json.loads((pre / "manifest.json").read_text())["models"][1]["metrics"]["ff"]
     assert h["config"]["ff"] == entry["config"]["ff"] and h["seed"] == entry["seed"]
     manifest = json.loads((pre / "manifest.json").read_text())

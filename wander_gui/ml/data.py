@@ -68,6 +68,14 @@ def sample_from_arrays(name: str, r) -> Sample:
     return Sample(name, a, float(r["energy"]) if "energy" in r else float("nan"), forces, r)
 
 
+def split_record(samples, parts: dict[str, str]) -> dict:
+    """What a run was trained on: the configuration names of each split and their atom count.
+    Stored with the run's metrics, so a model published later states its own data, not what the
+    dataset folder holds by then."""
+    return {"n_atoms_total": int(sum(len(s.atoms) for s in samples)),
+            **{part: sorted(s.name for s in samples if parts[s.name] == part) for part in ("train", "val", "test")}}
+
+
 def split(names, *, seed: int = 0, fractions=(0.8, 0.1, 0.1)) -> dict[str, str]:
     """Assign each configuration name to train/val/test deterministically (hash of name + seed)."""
     out = {}

@@ -162,14 +162,22 @@ def _onsite_layer_offsets(v: dict) -> str:
     return f"{lay['bottom']['mean']:+.1f} / {lay['top']['mean']:+.1f} ({off['top_minus_bottom']:+.1f})"
 
 
+def _data_sentence(entry: dict) -> str:
+    td = entry["training_data"]
+    head = ("Dataset at publication" if "counted_from" not in td else
+            f"Trained on (counted from {td['counted_from']})")
+    finetune = f" plus {td['n_finetune_configs']} fine-tuning cells" if td.get("n_finetune_configs") else ""
+    return (f"{head}: {td['n_configs']} configurations with energies and forces{finetune}, "
+            f"{td['n_hamiltonian_configs']} with Wannier Hamiltonians ({entry['level_of_theory']}). "
+            f"Split 80/10/10 by configuration (seed {entry['seed']}).")
+
+
 def model_card_section(entry: dict) -> str:
     """Markdown tables of the metrics stored in a manifest entry."""
     m = entry["metrics"]
     lines = [f"<!-- model:{entry['name']} -->", f"### `{entry['name']}` ({entry['created']})", "",
              entry.get("description", ""), "",
-             f"Dataset at publication: {entry['training_data']['n_configs']} configurations with energies and forces, "
-             f"{entry['training_data']['n_hamiltonian_configs']} with Wannier Hamiltonians "
-             f"({entry['level_of_theory']}). Split 80/10/10 by configuration (seed {entry['seed']}).", "",
+             _data_sentence(entry), "",
              *([f"Hamiltonian heads trained on another dataset: {hd['n_hamiltonian_configs']} Wannier-labelled "
                 f"configurations of `{hd['folder']}` ({hd['level_of_theory']}).", ""]
                if (hd := entry.get("hamiltonian_data")) else []),
@@ -313,6 +321,24 @@ def update_model_card(readme: Path, entry: dict) -> None:
     readme.write_text(text)
 
 
+def _trained_on_summary(trained_on: dict) -> dict:
+    """Counts of the configurations a run recorded as its data (``split_record``): these replace
+    the dataset folder's counts at publication, which may have grown since training."""
+    from wander_gui.dft.sampling import plan_of
+    out = {}
+    if "ff" in trained_on:
+        names = [n for p in ("train", "val", "test") for n in trained_on["ff"][p]]
+        finetune = [n for n in names if plan_of(n) == "finetune"]
+        out.update(n_configs=len(names) - len(finetune), n_finetune_configs=len(finetune),
+                   n_atoms_total=trained_on["ff"]["n_atoms_total"])
+    if "h" in trained_on:
+        out["n_hamiltonian_configs"] = sum(len(trained_on["h"][p]) for p in ("train", "val", "test"))
+    if out:
+        out["counted_from"] = "the run's recorded splits" if len(trained_on) == 2 else \
+            f"the run's recorded splits ({', '.join(trained_on)}) and the dataset at publication"
+    return out
+
+
 def _h_data_summary(h_dataset_dir) -> dict:
     from wander_gui.dft.dataset import dataset_info
     info = dataset_info(h_dataset_dir)
@@ -369,12 +395,17 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
     val = validation_metrics(model, validation_dir)
     attribution = held_out_attribution(model, dataset_dir, validation_dir, k_density=k_density,
                                        seed=(metrics.get("h", {}).get("config") or {}).get("seed", 0))
+    training_data = {k: info[k] for k in ("n_configs", "n_hamiltonian_configs", "n_atoms_total")}
+    trained_on = {k: metrics[k]["data"] for k in ("ff", "h") if "data" in metrics.get(k, {})}
+    training_data.update(_trained_on_summary(trained_on))
     cfg = metrics.get("ff", {}).get("config", {})
     entry = {"name": name, "material": material, "created": time.strftime("%Y-%m-%d"),
              "description": description, "files": files, "units": UNITS, "orbitals": ORBITALS,
              "level_of_theory": info["level_of_theory"], "seed": cfg.get("seed"),
              "config": {k: v.get("config") for k, v in metrics.items()},
-             "training_data": {k: info[k] for k in ("n_configs", "n_hamiltonian_configs", "n_atoms_total")},
+             "training_data": training_data,
+             **({"trained_on": {k: {p: v[p] for p in ("train", "val", "test")} for k, v in trained_on.items()}}
+                if trained_on else {}),
              **({"hamiltonian_data": _h_data_summary(h_dataset_dir)} if h_dataset_dir is not None else {}),
              "metrics": {**{k: {p: v.get(p) for p in ("train", "val", "test", "bands", "vacuum_step")
                                 if v.get(p) is not None}

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from wander_gui.ml.checkpoints import TrainingState
-from wander_gui.ml.data import Sample, split
+from wander_gui.ml.data import Sample, split, split_record
 from wander_gui.ml.forcefield import N_SPECIES, ForceField
 from wander_gui.ml.graph import batch_graphs
 
@@ -189,7 +189,7 @@ def train_forcefield(samples: list[Sample], cfg: FFTrainConfig, *, out_dir, resu
     torch.save({"config": model.config, "state_dict": model.state_dict()}, out_dir / "ff_best.pt")
     metrics = {"train": evaluate(model, train), "val": evaluate(model, val),
                "test": evaluate(model, test) if test else None, "best_epoch": best_epoch,
-               "config": asdict(cfg)}
+               "config": asdict(cfg), "data": split_record(samples, parts)}
     (out_dir / "ff_metrics.json").write_text(json.dumps(metrics, indent=1))
     return model, metrics
 

@@ -12,7 +12,7 @@ import torch
 
 from wander_gui.dft.dataset import has_current_label
 from wander_gui.ml.checkpoints import TrainingState
-from wander_gui.ml.data import Sample, split
+from wander_gui.ml.data import Sample, split, split_record
 from wander_gui.ml.forcefield import ForceField
 from wander_gui.ml.graph import atoms_to_graph
 from wander_gui.ml.hamiltonian import HamiltonianModel, crystal_frames, layer_normal
@@ -448,6 +448,7 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
                "test": errors_by_category(hm, test) if test else None, "bands": bands, "best_epoch": best_epoch,
                "epochs_run": epochs_run,
                "vacuum_step": {part: step_errors(hm, exs_part) for part, exs_part in steps.items()} if dipole else None,
-               "n_train": len(train), "config": asdict(cfg), "val_history": history}
+               "n_train": len(train), "config": asdict(cfg), "val_history": history,
+               "data": split_record(labelled, parts)}
     (out_dir / "h_metrics.json").write_text(json.dumps(metrics, indent=1))
     return hm, metrics
