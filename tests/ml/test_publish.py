@@ -85,8 +85,18 @@ def test_publish_then_load_by_name(tiny_model_dir, tmp_path, monkeypatch):
     shutil.copytree(run, heads_only)
     (heads_only / "ff_metrics.json").unlink()
     h = publish.publish(heads_only, "mos2-test-heads", pretrained_dir=pre, dataset_dir=pre / "dataset")
-    # ... with only the heads' splits recorded, the force data are counted from the dataset
-    assert h["training_data"]["n_configs"] == n_ff - 1 and "dataset at publication" in h["training_data"]["counted_from"]
+    # ... heads on a published force field: its recorded data carry over
+    assert h["training_data"]["n_configs"] == n_ff and h["trained_on"]["ff"] == entry["trained_on"]["ff"]
+    # ... and one published without recorded splits: the counts it stated
+    manifest = json.loads((pre / "manifest.json").read_text())
+    for m in manifest["models"]:
+        m.pop("trained_on", None)
+        m["training_data"] = {"n_configs": 7, "n_hamiltonian_configs": 3, "n_atoms_total": 70}
+    (pre / "manifest.json").write_text(json.dumps(manifest))
+    h = publish.publish(heads_only, "mos2-test-heads", pretrained_dir=pre, dataset_dir=pre / "dataset")
+    assert (h["training_data"]["n_configs"], h["training_data"]["n_atoms_total"]) == (7, 70)
+    assert h["training_data"]["n_hamiltonian_configs"] == entry["training_data"]["n_hamiltonian_configs"]
+    assert "as published with mos2-test" in h["training_data"]["counted_from"]
     assert h["training_data"]["n_hamiltonian_configs"] == entry["training_data"]["n_hamiltonian_configs"]
     assert h["metrics"]["ff"] == json.loads((pre / "manifest.json").read_text())["models"][1]["metrics"]["ff"]
     assert h["config"]["ff"] == entry["config"]["ff"] and h["seed"] == entry["seed"]

@@ -377,11 +377,15 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
     manifest = pre / "manifest.json"
     data = json.loads(manifest.read_text()) if manifest.exists() else {"models": []}
     published = data["models"]
+    same = None
     if "ff" not in metrics:  # heads trained on a published force field: its metrics as published
         same = next((m for m in published if m.get("files", {}).get("ff", {}).get("sha256") == files["ff"]["sha256"]
                      and "ff" in m.get("metrics", {})), None)
         if same is not None:
             metrics["ff"] = {"config": (same.get("config") or {}).get("ff"), **same["metrics"]["ff"]}
+            if "ff" in same.get("trained_on", {}):  # and the data it states it was trained on
+                metrics["ff"]["data"] = {**same["trained_on"]["ff"],
+                                         "n_atoms_total": same["training_data"]["n_atoms_total"]}
     info = dataset_info(dataset_dir)
     if k_density is not None:
         from wander_gui.dft.settings import level_of_theory
@@ -398,6 +402,10 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
     training_data = {k: info[k] for k in ("n_configs", "n_hamiltonian_configs", "n_atoms_total")}
     trained_on = {k: metrics[k]["data"] for k in ("ff", "h") if "data" in metrics.get(k, {})}
     training_data.update(_trained_on_summary(trained_on))
+    if same is not None and "ff" not in trained_on:  # its force data as that publication stated them
+        training_data.update({k: same["training_data"][k] for k in ("n_configs", "n_atoms_total")})
+        training_data["counted_from"] = (("the run's recorded splits (h); " if trained_on else "")
+                                         + f"the force field's data as published with {same['name']}")
     cfg = metrics.get("ff", {}).get("config", {})
     entry = {"name": name, "material": material, "created": time.strftime("%Y-%m-%d"),
              "description": description, "files": files, "units": UNITS, "orbitals": ORBITALS,
