@@ -87,6 +87,7 @@ def test_publish_then_load_by_name(tiny_model_dir, tmp_path, monkeypatch):
     h = publish.publish(heads_only, "mos2-test-heads", pretrained_dir=pre, dataset_dir=pre / "dataset")
     # ... heads on a published force field: its recorded data carry over
     assert h["training_data"]["n_configs"] == n_ff and h["trained_on"]["ff"] == entry["trained_on"]["ff"]
+    assert h["training_data"]["counted_from"].endswith("as published with mos2-test")
     # ... and one published without recorded splits: the counts it stated
     manifest = json.loads((pre / "manifest.json").read_text())
     for m in manifest["models"]:

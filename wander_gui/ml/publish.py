@@ -402,9 +402,10 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
     training_data = {k: info[k] for k in ("n_configs", "n_hamiltonian_configs", "n_atoms_total")}
     trained_on = {k: metrics[k]["data"] for k in ("ff", "h") if "data" in metrics.get(k, {})}
     training_data.update(_trained_on_summary(trained_on))
-    if same is not None and "ff" not in trained_on:  # its force data as that publication stated them
-        training_data.update({k: same["training_data"][k] for k in ("n_configs", "n_atoms_total")})
-        training_data["counted_from"] = (("the run's recorded splits (h); " if trained_on else "")
+    if same is not None:  # the force field's data as recorded or stated at that publication
+        if "ff" not in trained_on:
+            training_data.update({k: same["training_data"][k] for k in ("n_configs", "n_atoms_total")})
+        training_data["counted_from"] = (("the run's recorded splits (h); " if "h" in trained_on else "")
                                          + f"the force field's data as published with {same['name']}")
     cfg = metrics.get("ff", {}).get("config", {})
     entry = {"name": name, "material": material, "created": time.strftime("%Y-%m-%d"),
