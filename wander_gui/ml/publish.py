@@ -383,9 +383,6 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
                      and "ff" in m.get("metrics", {})), None)
         if same is not None:
             metrics["ff"] = {"config": (same.get("config") or {}).get("ff"), **same["metrics"]["ff"]}
-            if "ff" in same.get("trained_on", {}):  # and the data it states it was trained on
-                metrics["ff"]["data"] = {**same["trained_on"]["ff"],
-                                         "n_atoms_total": same["training_data"]["n_atoms_total"]}
     info = dataset_info(dataset_dir)
     if k_density is not None:
         from wander_gui.dft.settings import level_of_theory
@@ -401,6 +398,8 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
                                        seed=(metrics.get("h", {}).get("config") or {}).get("seed", 0))
     training_data = {k: info[k] for k in ("n_configs", "n_hamiltonian_configs", "n_atoms_total")}
     trained_on = {k: metrics[k]["data"] for k in ("ff", "h") if "data" in metrics.get(k, {})}
+    if same is not None and "ff" in same.get("trained_on", {}):  # the published force field's recorded data
+        trained_on["ff"] = {**same["trained_on"]["ff"], "n_atoms_total": same["training_data"]["n_atoms_total"]}
     training_data.update(_trained_on_summary(trained_on))
     if same is not None:  # the force field's data as recorded or stated at that publication
         if "ff" not in trained_on:
