@@ -9,10 +9,11 @@ from wander_gui.ml.forcefield import ForceField, switch
 from wander_gui.ml.graph import atoms_to_graph
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["neighbour-embedding", "pair-embedding"])
+@pytest.fixture(scope="module", params=[{}, {"pair_embedding": True}, {"layer_split": True}],
+                ids=["neighbour-embedding", "pair-embedding", "layer-split"])
 def model(request):
     torch.manual_seed(1)
-    m = ForceField(pair_embedding=request.param).double()
+    m = ForceField(**request.param).double()
     # non-trivial normalisation and references, as after fitting
     m.d_mean.normal_(0, 0.01)
     m.e_ref[:] = torch.tensor([-10.0, -5.0])
@@ -65,6 +66,36 @@ def test_permutation_and_translation_invariance(model, cell):
     assert Eb == pytest.approx(E, abs=1e-10)
     assert np.allclose(Fb, F[perm], atol=1e-10)
     assert np.allclose(Zb, Z[perm], atol=1e-10)
+
+
+@pytest.mark.parametrize("layer_split", [False, True])
+def test_layer_split_descriptor_is_blind_to_the_other_layers_orientation(layer_split):
+    """Rotating the other layer about the vertical through atom i (locally, what a twist does)
+    changes nothing atom i sees with the layer-split descriptor: own-layer and other-layer
+    neighbours are contracted separately. The joint descriptor does see it."""
+    torch.manual_seed(3)
+    m = ForceField(layer_split=layer_split, r_s=3.5).double()
+    a = build_aligned(supercell=3, shift_frac=(0.1, 0.2))
+    a.positions += np.random.default_rng(4).normal(0, 0.03, a.positions.shape)
+    from wander_gui.core.layers import ensure_layers
+    layer = ensure_layers(a)
+    i = int(np.flatnonzero((layer == 0) & (a.numbers == 42))[0])
+    b = a.copy()
+    top = layer == 1
+    rot = Rotation.from_euler("z", 17.0, degrees=True)
+    axis = a.positions[i] * [1, 1, 0]
+    b.positions[top] = rot.apply(a.positions[top] - axis) + axis
+    # the rotated layer no longer fits the periodic cell: compare in a cell so large that
+    # only the atoms around i matter (no images within the cutoff)
+    for x in (a, b):
+        x.pbc = False
+    D_a = m.descriptor(atoms_to_graph(a, m.config["r_c"]))[0][i]
+    D_b = m.descriptor(atoms_to_graph(b, m.config["r_c"]))[0][i]
+    assert np.linalg.norm(a.positions[top] - a.positions[i], axis=1).min() < m.config["r_c"]  # it sees the other layer
+    if layer_split:
+        assert torch.allclose(D_a, D_b, atol=1e-12)
+    else:
+        assert (D_a - D_b).abs().max() > 1e-6
 
 
 def test_supercell_consistency(model):

@@ -73,20 +73,31 @@ class Descriptor(nn.Module):
     """Smooth se_e2_a descriptor; returns D_i (N, M1·M2) and the radial inputs."""
 
     def __init__(self, r_c: float = 5.2, r_s: float = 4.7, m1: int = 16, m2: int = 4,
-                 embed=(16, 16), n_norm: float = 10.0, pair_embedding: bool = False):
+                 embed=(16, 16), n_norm: float = 10.0, pair_embedding: bool = False, layer_split: bool = False):
         super().__init__()
         self.r_c, self.r_s, self.m1, self.m2, self.n_norm = r_c, r_s, m1, m2, n_norm
-        self.pair_embedding = pair_embedding
-        # embedding inputs are standardised (DeePMD does the same): s -> (s - mean) / std
-        self.register_buffer("s_mean", torch.zeros(N_SPECIES))
-        self.register_buffer("s_std", torch.ones(N_SPECIES))
-        # one embedding net per neighbour species, or per (centre, neighbour) species pair
-        n_nets = N_SPECIES * N_SPECIES if pair_embedding else N_SPECIES
+        self.pair_embedding, self.layer_split = pair_embedding, layer_split
+        # neighbour classes: its species, and with ``layer_split`` whether it is in the other layer
+        self.n_classes = N_SPECIES * (2 if layer_split else 1)
+        # embedding inputs are standardised per neighbour class (DeePMD does the same per
+        # species): s -> (s - mean) / std
+        self.register_buffer("s_mean", torch.zeros(self.n_classes))
+        self.register_buffer("s_std", torch.ones(self.n_classes))
+        # one embedding net per neighbour class, or per (centre species, neighbour class)
+        n_nets = N_SPECIES * self.n_classes if pair_embedding else self.n_classes
         self.embed = nn.ModuleList([mlp((1, *embed, m1), act=nn.Tanh, last_act=True) for _ in range(n_nets)])
+
+    def edge_class(self, g: Graph) -> torch.Tensor:
+        """Neighbour class of every edge: species of j (+ N_SPECIES if j is in the other layer
+        and the descriptor is ``layer_split``)."""
+        c = g.species[g.edge_j]
+        if self.layer_split:
+            c = c + N_SPECIES * (g.layer[g.edge_i] != g.layer[g.edge_j]).long()
+        return c
 
     @property
     def dim(self) -> int:
-        return self.m1 * self.m2
+        return self.m1 * self.m2 * (2 if self.layer_split else 1)
 
     def forward(self, g: Graph) -> tuple[torch.Tensor, torch.Tensor]:
         vec = g.vectors()
@@ -94,22 +105,33 @@ class Descriptor(nn.Module):
         s = switch(r, self.r_s, self.r_c) / r
         Rt = torch.cat([s[:, None], s[:, None] * vec / r[:, None]], dim=1)  # (P, 4)
         G = torch.zeros(len(r), self.m1, dtype=vec.dtype, device=vec.device)
-        sj = g.species[g.edge_j]
-        net_of_edge = g.species[g.edge_i] * N_SPECIES + sj if self.pair_embedding else sj
+        cls = self.edge_class(g)
+        net_of_edge = g.species[g.edge_i] * self.n_classes + cls if self.pair_embedding else cls
         for k, net in enumerate(self.embed):
             m = net_of_edge == k
             if m.any():
-                t = k % N_SPECIES  # neighbour species: its input standardisation
+                t = k % self.n_classes  # neighbour class: its input standardisation
                 G[m] = net(((s[m] - self.s_mean[t]) / self.s_std[t])[:, None])
-        # T_i = Σ_j G_ij ⊗ R̃_ij as one batched matrix product over each atom's neighbour
-        # slots (no (P, M1, 4) outer-product tensor: 3x faster, less memory with autograd)
-        slot, width = neighbour_slots(g.edge_i, len(g.pos))
-        N = len(g.pos)
-        Gp = torch.zeros(N, width, self.m1, dtype=vec.dtype, device=vec.device).index_put((g.edge_i, slot), G)
-        Rp = torch.zeros(N, width, 4, dtype=vec.dtype, device=vec.device).index_put((g.edge_i, slot), Rt)
+        if not self.layer_split:
+            D, T = self._contract(g.edge_i, G, Rt, len(g.pos))
+            return D, T
+        # own-layer and other-layer neighbours contracted separately: each part is invariant
+        # on its own, so rotating the other layer about atom i (locally, what a twist does)
+        # changes only which registry the atom sees, never an angle between the two sets
+        inter = g.layer[g.edge_i] != g.layer[g.edge_j]
+        parts = [self._contract(g.edge_i[m], G[m], Rt[m], len(g.pos)) for m in (~inter, inter)]
+        return torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1)
+
+    def _contract(self, edge_i, G, Rt, N) -> tuple[torch.Tensor, torch.Tensor]:
+        """D_i = T_i T_iᵀ[:, :M2] with T_i = Σ_j G_ij ⊗ R̃_ij / n_norm over the given edges."""
+        # one batched matrix product over each atom's neighbour slots (no (P, M1, 4)
+        # outer-product tensor: 3x faster, less memory with autograd)
+        slot, width = neighbour_slots(edge_i, N)
+        Gp = torch.zeros(N, width, self.m1, dtype=G.dtype, device=G.device).index_put((edge_i, slot), G)
+        Rp = torch.zeros(N, width, 4, dtype=G.dtype, device=G.device).index_put((edge_i, slot), Rt)
         T = Gp.transpose(1, 2) @ Rp / self.n_norm  # (N, M1, 4)
         D = torch.einsum("nac,nbc->nab", T, T[:, : self.m2, :])  # (N, M1, M2)
-        return D.reshape(len(g.pos), -1), T
+        return D.reshape(N, -1), T
 
 
 class ForceField(AddedBuffers):
@@ -118,11 +140,13 @@ class ForceField(AddedBuffers):
     ADDED_BUFFERS = {"ood_mean": 0.0, "ood_prec": 0.0, "ood_limit": 0.0}  # 0: statistics not fitted
 
     def __init__(self, *, r_c: float = 5.2, r_s: float = 4.7, m1: int = 16, m2: int = 4,
-                 embed=(16, 16), hidden=(64, 32), pair_embedding: bool = False):
+                 embed=(16, 16), hidden=(64, 32), pair_embedding: bool = False, layer_split: bool = False):
         super().__init__()
         self.config = dict(r_c=r_c, r_s=r_s, m1=m1, m2=m2, embed=list(embed), hidden=list(hidden),
                            pair_embedding=pair_embedding)
-        self.descriptor = Descriptor(r_c, r_s, m1, m2, embed, pair_embedding=pair_embedding)
+        if layer_split:  # only when set: earlier checkpoints' configurations stay as they were
+            self.config["layer_split"] = True
+        self.descriptor = Descriptor(r_c, r_s, m1, m2, embed, pair_embedding=pair_embedding, layer_split=layer_split)
         d = self.descriptor.dim
         self.register_buffer("d_mean", torch.zeros(N_SPECIES, d))
         self.register_buffer("d_std", torch.ones(N_SPECIES, d))

@@ -54,20 +54,22 @@ def fit_statistics(model: ForceField, samples: list[Sample]) -> None:
     from wander_gui.ml.graph import atoms_to_graph
     Ds = [[] for _ in range(N_SPECIES)]
     counts, energies = [], []
-    svals = [[] for _ in range(N_SPECIES)]
+    desc = model.descriptor
+    svals = [[] for _ in range(desc.n_classes)]
     with torch.no_grad():
         from wander_gui.ml.forcefield import switch
-        desc = model.descriptor
         for s in samples:
             g = atoms_to_graph(s.atoms, model.config["r_c"])
             r = g.vectors().norm(dim=1)
             sv = switch(r, desc.r_s, desc.r_c) / r
-            for t in range(N_SPECIES):
-                svals[t].append(sv[g.species[g.edge_j] == t])
-        for t in range(N_SPECIES):
+            cls = desc.edge_class(g)
+            for t in range(desc.n_classes):
+                svals[t].append(sv[cls == t])
+        for t in range(desc.n_classes):
             v = torch.cat(svals[t])
-            desc.s_mean[t] = v.mean()
-            desc.s_std[t] = v.std().clamp_min(1e-6)
+            if len(v) > 1:
+                desc.s_mean[t] = v.mean()
+                desc.s_std[t] = v.std().clamp_min(1e-6)
         for s in samples:
             g = atoms_to_graph(s.atoms, model.config["r_c"])
             D, _ = model.descriptor(g)
