@@ -12,6 +12,9 @@ species pair with ``pair_embedding`` as in DeePMD's default; tanh, standardised 
 gives M1 channels;
 T_i = (1/N_c) Σ_j G(s_ij) ⊗ R̃_ij (M1 × 4) and the descriptor D_i = T_i T_iᵀ[:, :M2]
 is invariant to rotations (R̃ → R̃ diag(1, R)), translations and permutations.
+With ``layer_split`` the own-layer and the other-layer neighbours give two such descriptors
+(concatenated), each invariant on its own: rotating the other layer about atom i — locally
+what a twist does — then changes only the registry atom i sees.
 
 Fitting net per centre species: D_i (standardised) → 64 → 32 → E_i with SiLU (the paper
 uses ReLU; its kinks make forces discontinuous, which breaks optimisers and MD). The
