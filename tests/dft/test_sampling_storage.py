@@ -51,6 +51,35 @@ def test_finetune_cells_are_perturbed_strained_twisted_cells_apart_from_the_vali
     assert calls == [specs[0].name, specs[1].name]
 
 
+def test_near_equilibrium_finetune_cells_are_shifted_twisted_cells_with_small_displacements(tmp_path, monkeypatch):
+    """The finetune-equilibrium plan: 21.79° R / H cells whose top layer is translated by the drawn
+    fraction of the cell (the bottom layer stays where the builder puts it), strained biaxially, with
+    small displacements on most cells; names of their own; labelled by ``generate``."""
+    from wander_gui.core.builder import build_twisted
+    from wander_gui.dft.sampling import EQUILIBRIUM_SIGMA, FINETUNE_PLANS, finetune_equilibrium_spec, plan_of
+    specs = [finetune_equilibrium_spec(i) for i in range(40)]
+    assert finetune_equilibrium_spec(5) == specs[5]
+    assert [s.stacking for s in specs[:4]] == ["R", "H", "R", "H"]
+    names = {s.name for s in specs}
+    assert len(names | {finetune_spec(i).name for i in range(40)} | {config_spec(i).name for i in range(40)}) == 120
+    assert all(plan_of(n) == "finetune-equilibrium" for n in names) and "finetune-equilibrium" in FINETUNE_PLANS
+    sig = np.array([s.sigma for s in specs])
+    assert 0.1 < (sig == 0).mean() < 0.5 and sig.max() <= EQUILIBRIUM_SIGMA[1]
+    assert len({s.shift_frac for s in specs}) == 40 and max(abs(s.strain_percent) for s in specs) <= 1.5
+    s = next(x for x in specs if x.sigma == 0 and x.stacking == "H")
+    a = build_config(s)
+    flat = build_twisted("MoS2", "H", mn=(1, 2), d_interlayer=s.d_interlayer)
+    flat.set_cell(a.cell, scale_atoms=True)
+    top = a.arrays["layer"] == 1
+    assert np.allclose(a.positions[~top], flat.positions[~top])
+    shift = a.positions[top] - flat.positions[top]
+    assert np.allclose(shift, shift[0]) and np.allclose(shift[0, :2], np.array(s.shift_frac) @ a.cell.array[:2, :2])
+    calls = []
+    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, st, wannier: calls.append(spec.name) or {})
+    ds.generate(tmp_path / "ft", tmp_path / "work", n_configs=2, plan="finetune-equilibrium")
+    assert calls == [specs[0].name, specs[1].name]
+
+
 def test_chunk_write_skip_and_failure_log(tmp_path):
     out = tmp_path / "ds"
     ds.save_chunk(ds.chunk_path(out, "c0000-1x1-R"), {"energy": np.float64(-1.0),

@@ -21,10 +21,12 @@ def add_arguments(p) -> None:
     g.add_argument("--out", default=None, help=f"dataset folder (default {DEFAULT_OUT}; {FINETUNE_OUT} "
                    "with --plan finetune)")
     g.add_argument("--work", default=DEFAULT_WORK, help="scratch folder (locks, logs, densities)")
-    g.add_argument("--plan", choices=["bilayers", "equilibrium", "finetune"], default="bilayers",
+    g.add_argument("--plan", choices=["bilayers", "equilibrium", "finetune", "finetune-equilibrium"],
+                   default="bilayers",
                    help="bilayers: the untwisted training plan; equilibrium: the same bilayers with small "
                         "displacements (σ ≤ 0.02 Å; Wannier H on the 1×1 cells); finetune: perturbed 21.79° cells "
-                        "kept for fine-tuning (energies and forces)")
+                        "kept for fine-tuning (energies and forces); finetune-equilibrium: 21.79° cells with a "
+                        "random interlayer translation and small displacements (σ ≤ 0.02 Å), kept for fine-tuning")
     g.add_argument("-n", "--n-configs", type=int, default=300, help="size of the plan to cover")
     g.add_argument("--start", type=int, default=0)
     g.add_argument("--workers", type=int, default=1, help="parallel single-threaded workers")
@@ -102,7 +104,8 @@ def run(args) -> int:
 
 def _generate(args) -> int:
     if args.out is None:
-        args.out = FINETUNE_OUT if args.plan == "finetune" else DEFAULT_OUT
+        from wander_gui.dft.sampling import FINETUNE_PLANS
+        args.out = FINETUNE_OUT if args.plan in FINETUNE_PLANS else DEFAULT_OUT
     if args.workers > 1:
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
         cmd = [sys.executable, "-m", "wander_gui.cli", "dataset", "generate", "--out", args.out,

@@ -21,15 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from wander_gui.dft.sampling import ConfigSpec, build_config, config_spec, equilibrium_spec, finetune_spec
+from wander_gui.dft.sampling import (ConfigSpec, build_config, config_spec, equilibrium_spec,
+                                     finetune_equilibrium_spec, finetune_spec)
 from wander_gui.dft.settings import (HOPPING_CENTROID_LIMIT, LEGACY_K_DENSITY, VALIDATION_FOLDERS, WANNIER_VERSION,
                                      DFTSettings, level_of_theory)
 from wander_gui.errors import ConvergenceError, DataError, InputError, WanderError
 
 log = logging.getLogger(__name__)
 #: sampling plans: untwisted bilayers (the training set; "equilibrium": small displacements) and
-#: twisted cells kept for fine-tuning
-PLANS = {"bilayers": config_spec, "equilibrium": equilibrium_spec, "finetune": finetune_spec}
+#: twisted cells kept for fine-tuning (perturbed; near equilibrium)
+PLANS = {"bilayers": config_spec, "equilibrium": equilibrium_spec, "finetune": finetune_spec,
+         "finetune-equilibrium": finetune_equilibrium_spec}
 #: chunk arrays that belong to the Wannier label (dropped together when a label is outdated)
 WANNIER_KEYS = frozenset({"pair_ij", "pair_shift", "pair_values", "wannier_version", "wf_centres", "wf_spreads",
                           "fidelity_near_gap_eV", "fidelity_near_gap_mae_eV", "fidelity_frozen_eV", "h_imag_max",
@@ -320,6 +322,7 @@ def generate(out, work, *, n_configs: int, start: int = 0, settings: DFTSettings
     ``held_out_first`` the configurations of the validation and test splits (training seed 0)
     come first, so that a small dataset can already be evaluated. ``plan="finetune"`` labels
     the perturbed twisted cells reserved for fine-tuning (:func:`finetune_spec`) instead,
+    ``plan="finetune-equilibrium"`` the near-equilibrium ones (:func:`finetune_equilibrium_spec`),
     ``plan="equilibrium"`` the small-displacement bilayers (:func:`equilibrium_spec`).
     """
     if plan not in PLANS:

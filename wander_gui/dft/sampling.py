@@ -14,7 +14,8 @@ Design (paper-style sampling scaled to 2-core machines):
   5×5-mesh non-self-consistent run, ~4× the cost of its SCF).
 
 A second plan (:func:`equilibrium_spec`, names ``e0000-…``) samples the same space with small
-displacements, and :func:`finetune_spec` the perturbed twisted cells kept for fine-tuning.
+displacements, :func:`finetune_spec` the perturbed twisted cells kept for fine-tuning and
+:func:`finetune_equilibrium_spec` near-equilibrium twisted cells kept for fine-tuning.
 """
 from __future__ import annotations
 
@@ -111,7 +112,9 @@ def equilibrium_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
 
 
 #: first letter of the configuration names of each sampling plan
-PLAN_PREFIX = {"bilayers": "c", "equilibrium": "e", "finetune": "t"}
+PLAN_PREFIX = {"bilayers": "c", "equilibrium": "e", "finetune": "t", "finetune-equilibrium": "q"}
+#: plans whose cells are kept apart from the training set, for fine-tuning
+FINETUNE_PLANS = frozenset({"finetune", "finetune-equilibrium"})
 
 
 def plan_of(name: str) -> str | None:
@@ -141,6 +144,27 @@ def finetune_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
                       "biaxial", 0.0, round(sigma, 4), int(rng.integers(2**31)), False, FINETUNE_MN)
 
 
+def finetune_equilibrium_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
+    """The i-th near-equilibrium twisted cell reserved for fine-tuning (added 2026-12-07): 21.79°
+    R and H alternating, the top layer translated by a uniform random fraction of the moiré cell
+    (the rigid validation cells have none, so no fine-tuning cell repeats one), metal–metal distance
+    from N(6.35, 0.15) Å, biaxial strain within ±1.5 %, and the equilibrium plan's displacements
+    (σ log-uniform in [0.003, 0.02] Å on 70 %, none on 30 %). The perturbed cells of
+    :func:`finetune_spec` (σ 0.02–0.10 Å) have forces of 0.7–1.1 eV/Å rms, the twisted cells the
+    app relaxes 0.13–0.19 eV/Å; these cells fill that range."""
+    rng = np.random.default_rng([seed, 300_000 + i])
+    stacking = "R" if i % 2 == 0 else "H"
+    shift = tuple(float(x) for x in rng.random(2))
+    d = float(np.clip(rng.normal(6.35, 0.15), *D_RANGE))
+    strain = float(rng.uniform(-FINETUNE_STRAIN_MAX, FINETUNE_STRAIN_MAX))
+    lo, hi = EQUILIBRIUM_SIGMA
+    u_sigma = rng.random()
+    sigma = float(lo * (hi / lo) ** u_sigma) if rng.random() >= EQUILIBRIUM_UNDISPLACED else 0.0
+    m, n = FINETUNE_MN
+    return ConfigSpec(i, f"q{i:03d}-tw{m}{n}-{stacking}", 0, stacking, shift, round(d, 4), round(strain, 4),
+                      "biaxial", 0.0, round(sigma, 4), int(rng.integers(2**31)), False, FINETUNE_MN)
+
+
 def build_config(spec: ConfigSpec, material: str = "MoS2"):
     """Atoms of a plan entry (builder geometry + Gaussian displacements)."""
     from wander_gui.core.builder import build_aligned, build_twisted
@@ -151,6 +175,8 @@ def build_config(spec: ConfigSpec, material: str = "MoS2"):
         cell[:2, :2] *= 1 + eps
         atoms.set_cell(cell, scale_atoms=True)
         atoms.info["strain_top"] = atoms.info["strain_bottom"] = [eps, 0.0, 0.0, eps]
+        top = atoms.arrays["layer"] == 1  # interlayer translation: a fraction of the moiré cell
+        atoms.positions[top, :2] += np.asarray(spec.shift_frac) @ cell[:2, :2]
     else:
         atoms = build_aligned(material, spec.stacking, supercell=spec.supercell, shift_frac=spec.shift_frac,
                               d_interlayer=spec.d_interlayer, strain_percent=spec.strain_percent,

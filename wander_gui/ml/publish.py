@@ -324,11 +324,11 @@ def update_model_card(readme: Path, entry: dict) -> None:
 def _trained_on_summary(trained_on: dict) -> dict:
     """Counts of the configurations a run recorded as its data (``split_record``): these replace
     the dataset folder's counts at publication, which may have grown since training."""
-    from wander_gui.dft.sampling import plan_of
+    from wander_gui.dft.sampling import FINETUNE_PLANS, plan_of
     out = {}
     if "ff" in trained_on:
         names = [n for p in ("train", "val", "test") for n in trained_on["ff"][p]]
-        finetune = [n for n in names if plan_of(n) == "finetune"]
+        finetune = [n for n in names if plan_of(n) in FINETUNE_PLANS]
         out.update(n_configs=len(names) - len(finetune), n_finetune_configs=len(finetune),
                    n_atoms_total=trained_on["ff"]["n_atoms_total"])
     if "h" in trained_on:
