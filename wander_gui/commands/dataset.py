@@ -19,7 +19,7 @@ def add_arguments(p) -> None:
     sub.required = True
     g = sub.add_parser("generate", help="label plan configurations (resumable, skips finished ones)")
     g.add_argument("--out", default=None, help=f"dataset folder (default {DEFAULT_OUT}; {FINETUNE_OUT} "
-                   "with --plan finetune)")
+                   "with --plan finetune or finetune-equilibrium)")
     g.add_argument("--work", default=DEFAULT_WORK, help="scratch folder (locks, logs, densities)")
     g.add_argument("--plan", choices=["bilayers", "equilibrium", "finetune", "finetune-equilibrium"],
                    default="bilayers",

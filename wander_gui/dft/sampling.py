@@ -92,6 +92,14 @@ EQUILIBRIUM_SIGMA = (0.003, 0.02)
 EQUILIBRIUM_UNDISPLACED = 0.3
 
 
+def _equilibrium_sigma(rng) -> float:
+    """Displacement σ (Å) of a near-equilibrium cell: log-uniform in EQUILIBRIUM_SIGMA, or 0 for a
+    share EQUILIBRIUM_UNDISPLACED of the cells (two draws, in this order)."""
+    lo, hi = EQUILIBRIUM_SIGMA
+    u_sigma = rng.random()
+    return float(lo * (hi / lo) ** u_sigma) if rng.random() >= EQUILIBRIUM_UNDISPLACED else 0.0
+
+
 def equilibrium_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
     """The i-th configuration of the near-equilibrium plan (added 2026-11-24): the main plan's
     translation, distance and strain sampling, but small displacements — σ log-uniform in
@@ -104,9 +112,7 @@ def equilibrium_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
     rng = np.random.default_rng([seed, 200_000 + i])
     n = 2 if i % 3 == 2 else 1
     stacking, shift, d, mode, strain, direction = _bilayer_draw(rng)
-    lo, hi = EQUILIBRIUM_SIGMA
-    u_sigma = rng.random()
-    sigma = float(lo * (hi / lo) ** u_sigma) if rng.random() >= EQUILIBRIUM_UNDISPLACED else 0.0
+    sigma = _equilibrium_sigma(rng)
     return ConfigSpec(i, f"e{i:04d}-{n}x{n}-{stacking}", n, stacking, shift, round(d, 4), round(strain, 4), mode,
                       round(direction, 3), round(sigma, 4), int(rng.integers(2**31)), n == 1)
 
@@ -151,15 +157,13 @@ def finetune_equilibrium_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
     from N(6.35, 0.15) Å, biaxial strain within ±1.5 %, and the equilibrium plan's displacements
     (σ log-uniform in [0.003, 0.02] Å on 70 %, none on 30 %). The perturbed cells of
     :func:`finetune_spec` (σ 0.02–0.10 Å) have forces of 0.7–1.1 eV/Å rms, the twisted cells the
-    app relaxes 0.13–0.19 eV/Å; these cells fill that range."""
+    app relaxes 0.13–0.19 eV/Å; the first of these cells 0.16–0.18 eV/Å."""
     rng = np.random.default_rng([seed, 300_000 + i])
     stacking = "R" if i % 2 == 0 else "H"
     shift = tuple(float(x) for x in rng.random(2))
     d = float(np.clip(rng.normal(6.35, 0.15), *D_RANGE))
     strain = float(rng.uniform(-FINETUNE_STRAIN_MAX, FINETUNE_STRAIN_MAX))
-    lo, hi = EQUILIBRIUM_SIGMA
-    u_sigma = rng.random()
-    sigma = float(lo * (hi / lo) ** u_sigma) if rng.random() >= EQUILIBRIUM_UNDISPLACED else 0.0
+    sigma = _equilibrium_sigma(rng)
     m, n = FINETUNE_MN
     return ConfigSpec(i, f"q{i:03d}-tw{m}{n}-{stacking}", 0, stacking, shift, round(d, 4), round(strain, 4),
                       "biaxial", 0.0, round(sigma, 4), int(rng.integers(2**31)), False, FINETUNE_MN)
