@@ -139,3 +139,34 @@ def test_repeat_plans_count_a_plans_training_configurations_more_often(tmp_path,
     with pytest.raises(InputError, match="repeat_plans"):
         train_forcefield(eq + main, FFTrainConfig(epochs=1, repeat_plans={"equilibrium_typo": 2}),
                          out_dir=tmp_path / "bad", progress=False)
+
+
+def test_resumed_runs_keep_the_configurations_they_started_on(tmp_path, caplog):
+    """Labels that arrive in the dataset while a run is interrupted stay out of its resumed
+    epochs and out of its record; configurations it trained on that vanished stop the resume."""
+    import pytest
+    from wander_gui.errors import DataError
+    from wander_gui.dft.dataset import has_current_label
+    from wander_gui.ml.train_ff import FFTrainConfig, train_forcefield
+    samples = load_samples("pretrained/dataset")
+    labelled = [s for s in samples if has_current_label(s.chunk)][:10]
+    start, late = labelled[:-1], labelled[-1]
+    torch.manual_seed(0)
+    ff = ForceField().double()
+    train_hamiltonian(start, ff, small_cfg(1), out_dir=tmp_path / "h", progress=False)
+    with caplog.at_level("WARNING"):
+        _, m = train_hamiltonian(start + [late], ff, small_cfg(2), out_dir=tmp_path / "h", progress=False)
+    assert torch.load(tmp_path / "h" / "h_last.pt", weights_only=True)["epoch"] == 1  # it did resume
+    recorded = set(m["data"]["train"] + m["data"]["val"] + m["data"]["test"])
+    assert recorded == {s.name for s in start}
+    assert late.name in caplog.text
+    _, fresh = train_hamiltonian(start + [late], ff, small_cfg(1), out_dir=tmp_path / "h2", progress=False)
+    assert late.name in fresh["data"]["train"] + fresh["data"]["val"] + fresh["data"]["test"]
+    with pytest.raises(DataError, match=start[0].name):
+        train_hamiltonian(start[1:], ff, small_cfg(3), out_dir=tmp_path / "h", progress=False)
+
+    few = samples[:6]
+    train_forcefield(few[:5], FFTrainConfig(epochs=1), out_dir=tmp_path / "ff", progress=False)
+    _, mf = train_forcefield(few, FFTrainConfig(epochs=2), out_dir=tmp_path / "ff", progress=False)
+    assert few[5].name not in mf["data"]["train"] + mf["data"]["val"] + mf["data"]["test"]
+    assert set(mf["data"]["train"] + mf["data"]["val"] + mf["data"]["test"]) == {s.name for s in few[:5]}

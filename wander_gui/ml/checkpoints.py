@@ -1,8 +1,9 @@
 """Optimiser, learning-rate schedule and resumable checkpoints shared by the trainers.
 
 ``<prefix>_last.pt`` holds ``{config, state_dict, optimizer, scheduler, epoch, best,
-best_epoch}`` (and ``ema``, ``ema_steps`` with weight averaging) after every epoch (training
-resumes from it when the model configuration is the same); ``<prefix>_best.pt`` holds
+best_epoch}`` (and ``ema``, ``ema_steps`` with weight averaging; ``data_names``, the
+configurations the run started on) after every epoch (training resumes from it when the model
+configuration is the same, on the configurations it started on); ``<prefix>_best.pt`` holds
 ``{config, state_dict}`` of the best validation score (the averaged weights with averaging).
 """
 from __future__ import annotations
@@ -27,8 +28,10 @@ class TrainingState:
     """
 
     def __init__(self, model: torch.nn.Module, out_dir, prefix: str, *, lr: float, lr_min: float,
-                 plateau_patience: int, resume: bool = True, ema_decay: float | None = None):
+                 plateau_patience: int, resume: bool = True, ema_decay: float | None = None,
+                 data_names: list[str] | None = None):
         self.model, self.out_dir, self.prefix = model, Path(out_dir), prefix
+        self.data_names = None if data_names is None else sorted(data_names)
         self.ema_decay, self.ema_steps, self.ema = ema_decay, 0, None
         self.opt = torch.optim.Adam(model.parameters(), lr=lr)
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, factor=0.5, patience=plateau_patience,
@@ -95,9 +98,42 @@ class TrainingState:
             best = self.model.state_dict() if self.ema is None else self.ema
             torch.save({"config": self.model.config, "state_dict": best}, self.best_path)
         extra = {} if self.ema is None else {"ema": self.ema, "ema_steps": self.ema_steps}
+        if self.data_names is not None:
+            extra["data_names"] = self.data_names
         torch.save({"config": self.model.config, "state_dict": self.model.state_dict(),
                     "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "epoch": epoch,
                     "best": self.best, "best_epoch": self.best_epoch, **extra}, self.last_path)
 
     def load_best(self) -> None:
         self.model.load_state_dict(torch.load(self.best_path, weights_only=True)["state_dict"])
+
+
+def resumed_samples(samples: list, out_dir, prefix: str, config: dict, *, resume: bool = True) -> list:
+    """The ``samples`` a resumed run continues on: those it started on, recorded in
+    ``out_dir/<prefix>_last.pt`` (all of ``samples`` for a fresh run, a run of another model
+    configuration, or a checkpoint written before the names were recorded).
+
+    Configurations that arrived in the dataset after the run started are left out (with a
+    warning): they would change the split and the statistics half-way and the run's record would
+    claim them for every epoch. Configurations the run trained on that are gone raise DataError.
+    """
+    path = Path(out_dir) / f"{prefix}_last.pt"
+    if not resume or not path.exists():
+        return samples
+    ck = torch.load(path, weights_only=True)
+    names = ck.get("data_names")
+    if ck.get("config") != config or names is None:
+        return samples
+    have, started = {s.name for s in samples}, set(names)
+    missing = sorted(started - have)
+    if missing:
+        from wander_gui.errors import DataError
+        raise DataError(f"cannot resume {path}: {len(missing)} configuration(s) it trained on are not in the data "
+                        f"any more ({', '.join(missing[:5])}{', …' if len(missing) > 5 else ''}); "
+                        "train afresh (--no-resume) or restore them")
+    new = sorted(have - started)
+    if new:
+        log.warning("resuming %s: %d configuration(s) added since the run started are left out (%s%s); "
+                    "train afresh (--no-resume) to use them", path, len(new), ", ".join(new[:5]),
+                    ", …" if len(new) > 5 else "")
+    return [s for s in samples if s.name in started]

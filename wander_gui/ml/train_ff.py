@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wander_gui.ml.checkpoints import TrainingState
+from wander_gui.ml.checkpoints import TrainingState, resumed_samples
 from wander_gui.ml.data import Sample, split, split_record
 from wander_gui.ml.forcefield import N_SPECIES, ForceField
 from wander_gui.ml.graph import batch_graphs
@@ -131,6 +131,8 @@ def train_forcefield(samples: list[Sample], cfg: FFTrainConfig, *, out_dir, resu
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     samples = [s for s in samples if s.has_forces]  # Hamiltonian-only imports carry no forces
+    model = ForceField(**cfg.model).double()
+    samples = resumed_samples(samples, out_dir, "ff", model.config, resume=resume)
     parts = split([s.name for s in samples], seed=cfg.seed)
     parts.update({n: "train" for n in always_train if n in parts})
     train = [s for s in samples if parts[s.name] == "train"]
@@ -146,13 +148,13 @@ def train_forcefield(samples: list[Sample], cfg: FFTrainConfig, *, out_dir, resu
                              "counts whole numbers ≥ 1")
         train_epoch += [s for s in train if s.name not in always_train and plan_of(s.name) in cfg.repeat_plans
                         for _ in range(int(cfg.repeat_plans[plan_of(s.name)]) - 1)]
-    model = ForceField(**cfg.model).double()
     if init_state is not None:
         model.load_state_dict(init_state)
     else:
         fit_statistics(model, train)
     state = TrainingState(model, out_dir, "ff", lr=cfg.lr, lr_min=cfg.lr_min,
-                          plateau_patience=cfg.plateau_patience, resume=resume, ema_decay=cfg.ema_decay or None)
+                          plateau_patience=cfg.plateau_patience, resume=resume, ema_decay=cfg.ema_decay or None,
+                          data_names=[s.name for s in samples])
     opt = state.opt
     bar = _progress(range(state.start, cfg.epochs), progress)
     history = []

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from wander_gui.dft.dataset import has_current_label
-from wander_gui.ml.checkpoints import TrainingState
+from wander_gui.ml.checkpoints import TrainingState, resumed_samples
 from wander_gui.ml.data import Sample, split, split_record
 from wander_gui.ml.forcefield import ForceField
 from wander_gui.ml.graph import atoms_to_graph
@@ -339,13 +339,14 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
+    hm = HamiltonianModel(**{**cfg.model, "latent_dim": ff.latent_dim, "desc_dim": ff.descriptor.dim}).double()
+    samples = resumed_samples(samples, out_dir, "h", hm.config, resume=resume)
     labelled = [s for s in samples if has_current_label(s.chunk)]
     if not labelled:
         from wander_gui.errors import DataError
         raise DataError("no configuration carries a current Wannier label: run `wander dataset generate` "
                         "(with Wannier) first")
     parts = split([s.name for s in labelled], seed=cfg.seed)
-    hm = HamiltonianModel(**{**cfg.model, "latent_dim": ff.latent_dim, "desc_dim": ff.descriptor.dim}).double()
     # band targets: on training cells for the band loss, on the others for selection and reports
     nk_train = cfg.band_kpoints if cfg.band_weight > 0 else 0
     nk_held = cfg.band_kpoints if cfg.band_weight > 0 or cfg.select_on_bands else 0
@@ -385,7 +386,8 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
         if new or unexpected:
             raise RuntimeError(f"init_state does not fit this model: missing {new}, unexpected {unexpected}")
     state = TrainingState(hm, out_dir, "h", lr=cfg.lr, lr_min=cfg.lr_min, plateau_patience=cfg.plateau_patience,
-                          resume=resume, ema_decay=cfg.ema_decay or None)
+                          resume=resume, ema_decay=cfg.ema_decay or None,
+                          data_names=[s.name for s in samples])
     opt = state.opt
     start = state.start
     it = range(start, cfg.epochs)
