@@ -21,7 +21,8 @@ def add_arguments(p) -> None:
     g.add_argument("--out", default=None, help=f"dataset folder (default {DEFAULT_OUT}; {FINETUNE_OUT} "
                    "with --plan finetune or finetune-equilibrium)")
     g.add_argument("--work", default=DEFAULT_WORK, help="scratch folder (locks, logs, densities)")
-    g.add_argument("--plan", choices=["bilayers", "equilibrium", "finetune", "finetune-equilibrium"],
+    from wander_gui.dft.sampling import PLAN_PREFIX
+    g.add_argument("--plan", choices=list(PLAN_PREFIX),
                    default="bilayers",
                    help="bilayers: the untwisted training plan; equilibrium: the same bilayers with small "
                         "displacements (σ ≤ 0.02 Å; Wannier H on the 1×1 cells); finetune: perturbed 21.79° cells "
