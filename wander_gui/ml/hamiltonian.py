@@ -496,3 +496,47 @@ class HamiltonianModel(AddedBuffers):
 
     def normalised_latent(self, species, Z):
         return (Z - self.z_mean[species]) / self.z_std[species]
+
+
+class HeadsEnsemble(nn.Module):
+    """Independently trained Hamiltonian heads (one architecture, other seeds and splits) on one
+    force field. Predictions are the members' mean; their spread is a per-element uncertainty
+    (:func:`~wander_gui.ml.predict.predict_blocks`). Members differ in their statistics
+    (z_mean, d_std, output scales: fitted on each member's training split), so each member
+    evaluates its own inputs; only the outputs are averaged."""
+
+    def __init__(self, members):
+        super().__init__()
+        members = list(members)
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two members")
+        if any(m.config != members[0].config for m in members[1:]):
+            raise ValueError("ensemble members must share one architecture (config)")
+        self.members = nn.ModuleList(members)
+
+    @property
+    def config(self) -> dict:
+        return self.members[0].config
+
+
+def heads_members(hm) -> list:
+    """The Hamiltonian models whose mean a prediction is: the members of an ensemble, else [hm]."""
+    return list(hm.members) if isinstance(hm, HeadsEnsemble) else [hm]
+
+
+def heads_from_checkpoint(ck: dict):
+    """A HamiltonianModel from ``{config, state_dict}``, a HeadsEnsemble from ``{config, members}``."""
+    def one(state):
+        hm = HamiltonianModel(**ck["config"]).double()
+        hm.load_state_dict(state)
+        return hm
+    if "members" in ck:
+        return HeadsEnsemble([one(sd) for sd in ck["members"]])
+    return one(ck["state_dict"])
+
+
+def heads_checkpoint(hm) -> dict:
+    """What :func:`heads_from_checkpoint` reads back."""
+    if isinstance(hm, HeadsEnsemble):
+        return {"config": hm.config, "members": [m.state_dict() for m in hm.members]}
+    return {"config": hm.config, "state_dict": hm.state_dict()}

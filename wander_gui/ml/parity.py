@@ -10,6 +10,7 @@ from wander_gui.core.layers import bilayer_sites
 from wander_gui.dft.dataset import has_current_label, label_blocks
 from wander_gui.ml.data import Sample
 from wander_gui.ml.graph import atoms_to_graph
+from wander_gui.ml.hamiltonian import heads_members
 from wander_gui.ml.train_h import metrics, paired_values, prepare
 
 H_THRESHOLD = 1e-3  # eV: Hamiltonian metrics over elements with |H_DFT| > 1 meV
@@ -70,10 +71,19 @@ def parity(model, samples: list[Sample], *, hamiltonian: bool = True) -> ParityR
             res.forces[key] = tuple(np.concatenate(v) for v in zip(*site_pairs[key]))
     labelled = _labelled(samples)
     if hamiltonian and hm is not None and labelled:
-        with torch.no_grad():
-            exs = [prepare(s, ff, hm.config["r_max"], heads=hm) for s in labelled]
-        res.hamiltonian = paired_values(hm, exs)
+        res.hamiltonian = predicted_label_pairs(ff, hm, labelled)
     return res
+
+
+def predicted_label_pairs(ff, hm, labelled: list[Sample]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(predicted, DFT) H elements by category (:func:`~wander_gui.ml.train_h.paired_values`);
+    for a heads ensemble the prediction is the members' mean."""
+    per_member = []
+    for m in heads_members(hm):
+        with torch.no_grad():
+            exs = [prepare(s, ff, m.config["r_max"], heads=m) for s in labelled]
+        per_member.append(paired_values(m, exs))
+    return {k: (np.mean([pv[k][0] for pv in per_member], axis=0), per_member[0][k][1]) for k in per_member[0]}
 
 
 def plot_parity(res: ParityResult, path, *, title: str = "") -> None:

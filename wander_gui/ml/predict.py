@@ -10,7 +10,7 @@ import torch
 from wander_gui.core.neighbors import neighbor_list
 from wander_gui.ml.forcefield import ForceField
 from wander_gui.ml.graph import atoms_to_graph
-from wander_gui.ml.hamiltonian import HamiltonianModel, layer_normal
+from wander_gui.ml.hamiltonian import HamiltonianModel, HeadsEnsemble, layer_normal
 
 
 @dataclass
@@ -20,6 +20,8 @@ class PredictedH:
     blocks: np.ndarray  # (P, 5, 5) eV
     counts: np.ndarray  # orbitals per atom
     offsets: np.ndarray
+    #: (P, 5, 5) eV, heads ensembles only: the members' standard deviation of each element
+    spread: np.ndarray | None = None
 
 
 def pair_inputs(atoms, r_max: float, dtype=torch.float64):
@@ -92,12 +94,18 @@ def inference_copy(model: torch.nn.Module, device, dtype) -> torch.nn.Module:
     return hit[2]
 
 
-def predict_blocks(ff: ForceField, hm: HamiltonianModel, atoms, *, dtype=torch.float32,
+def predict_blocks(ff: ForceField, hm: HamiltonianModel | HeadsEnsemble, atoms, *, dtype=torch.float32,
                    pairs=None, device: str | None = None) -> PredictedH:
     """Blocks for on-site terms and every pair within ``hm.config['r_max']``; the networks
     run on ``device`` (default: where the models' weights are) in ``dtype`` (float32 by
     default: blocks agree with float64 to ~1e-6 eV at twice the speed; the shared models
     are not modified — a cached copy is used)."""
+    if isinstance(hm, HeadsEnsemble):  # the members' mean, their spread as the uncertainty
+        pairs = pairs if pairs is not None else pair_inputs(atoms, hm.config["r_max"], dtype)
+        parts = [predict_blocks(ff, m, atoms, dtype=dtype, pairs=pairs, device=device) for m in hm.members]
+        stack = np.stack([q.blocks for q in parts])
+        first = parts[0]
+        return PredictedH(first.ij, first.shift, stack.mean(0), first.counts, first.offsets, spread=stack.std(0))
     from wander_gui.core.orbitals import orbital_offsets
     from wander_gui.core.materials import material_from_elements
     dev = torch.device(device) if device else next(hm.parameters()).device

@@ -14,7 +14,7 @@ import torch
 
 from wander_gui.errors import ModelError
 from wander_gui.ml.forcefield import ForceField
-from wander_gui.ml.hamiltonian import HamiltonianModel
+from wander_gui.ml.hamiltonian import HamiltonianModel, HeadsEnsemble, heads_from_checkpoint
 
 PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
 
@@ -31,7 +31,7 @@ def sha256(path) -> str:
 class LoadedModel:
     name: str
     ff: ForceField
-    hm: HamiltonianModel | None
+    hm: HamiltonianModel | HeadsEnsemble | None
     meta: dict
 
 
@@ -55,9 +55,7 @@ def load_model(name: str | None = None, *, directory=None) -> LoadedModel:
         ff.load_state_dict(ck["state_dict"])
         hm = None
         if (d / "h.pt").exists():
-            ckh = _load_checkpoint(d / "h.pt", None)
-            hm = HamiltonianModel(**ckh["config"]).double()
-            hm.load_state_dict(ckh["state_dict"])
+            hm = heads_from_checkpoint(_load_checkpoint(d / "h.pt", None))
         return LoadedModel(d.name, ff.eval(), hm, {})
     manifest = PRETRAINED / "manifest.json"
     if not manifest.exists():
@@ -74,7 +72,5 @@ def load_model(name: str | None = None, *, directory=None) -> LoadedModel:
     ff.load_state_dict(ck["state_dict"])
     hm = None
     if "h" in files:
-        ckh = _load_checkpoint(PRETRAINED / files["h"]["path"], files["h"]["sha256"])
-        hm = HamiltonianModel(**ckh["config"]).double()
-        hm.load_state_dict(ckh["state_dict"])
+        hm = heads_from_checkpoint(_load_checkpoint(PRETRAINED / files["h"]["path"], files["h"]["sha256"]))
     return LoadedModel(entry["name"], ff.eval(), hm, entry)
