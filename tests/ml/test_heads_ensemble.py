@@ -71,3 +71,58 @@ def test_parity_of_an_ensemble_compares_the_members_mean(setup):
     for k in ("onsite", "intra", "inter"):
         assert np.allclose(ens[k][0], (per[0][k][0] + per[1][k][0]) / 2)
         assert np.array_equal(ens[k][1], per[0][k][1])
+
+
+def test_runs_of_other_seeds_assemble_into_an_ensemble_run(tmp_path):
+    import json
+    import shutil
+
+    from wander_gui.errors import DataError
+    from wander_gui.ml.publish import assemble_heads_ensemble
+    from wander_gui.ml.registry import load_model
+    from wander_gui.ml.train_h import HTrainConfig, train_hamiltonian
+    samples = [s for s in load_samples("pretrained/dataset") if has_current_label(s.chunk)][:8]
+    torch.manual_seed(0)
+    ff = ForceField().double()
+    runs = []
+    for seed in (0, 1):
+        run = tmp_path / f"s{seed}"
+        cfg = HTrainConfig(epochs=1, seed=seed)
+        cfg.model["r_max"] = 6.0
+        train_hamiltonian(samples, ff, cfg, out_dir=run, progress=False)
+        shutil.copy(run / "h_best.pt", run / "h.pt")
+        torch.save({"config": ff.config, "state_dict": ff.state_dict()}, run / "ff.pt")
+        runs.append(run)
+    m = assemble_heads_ensemble(runs, tmp_path / "ens")
+    model = load_model(directory=tmp_path / "ens")
+    assert isinstance(model.hm, HeadsEnsemble) and len(model.hm.members) == 2
+    splits = [json.loads((r / "h_metrics.json").read_text())["data"] for r in runs]
+    assert set(m["data"]["train"]) == set(splits[0]["train"]) | set(splits[1]["train"])
+    assert splits[0]["train"] != splits[1]["train"]  # other seeds, other splits
+    held = set(m["data"]["val"]) | set(m["data"]["test"])
+    assert not held & set(m["data"]["train"])
+    assert held | set(m["data"]["train"]) == {s.name for s in samples}
+    assert [x["seed"] for x in m["members"]] == [0, 1] and m["config"]["seed"] == [0, 1]
+    other = tmp_path / "other"
+    shutil.copytree(runs[1], other)
+    torch.manual_seed(5)
+    torch.save({"config": ff.config, "state_dict": ForceField().double().state_dict()}, other / "ff.pt")
+    with pytest.raises(DataError, match="different force fields"):
+        assemble_heads_ensemble([runs[0], other], tmp_path / "bad")
+
+
+def test_model_card_names_the_members_and_their_own_held_out_errors():
+    import copy
+    import json
+
+    from wander_gui.ml.publish import model_card_section
+    from wander_gui.ml.registry import PRETRAINED
+    entry = copy.deepcopy(json.loads((PRETRAINED / "manifest.json").read_text())["models"][0])
+    test = entry["metrics"]["h"]["test"]
+    bands = entry["metrics"]["h"]["bands"]
+    entry["metrics"]["h"]["members"] = [{"run": f"runs/s{k}", "seed": k, "best_epoch": 10 + k, "test": test,
+                                         "bands": {"test": bands["test"]}} for k in (2, 3)]
+    card = model_card_section(entry)
+    assert "mean of 2 independently trained heads" in card
+    row = next(line for line in card.splitlines() if line.startswith("| runs/s3, 3 |"))
+    assert f"{test['all']['mae_meV']:.2f}" in row and f"{bands['test']['mean']['mae_meV']:.1f}" in row

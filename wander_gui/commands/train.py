@@ -37,6 +37,9 @@ def add_arguments(p) -> None:
                         "dataset); several folders in order of precedence: each cell from the first that holds "
                         "it, completed from the others (e.g. pretrained/validation-k18 pretrained/validation: "
                         "forces of the current k-mesh rule, Wannier H of the former where only that has it)")
+    p.add_argument("--ensemble", nargs="+", default=None, metavar="RUN",
+                   help="with --what none: make --out a run whose Hamiltonian heads are the mean of these runs' "
+                        "heads (same force field, e.g. other --seed values); publish it with --publish")
     p.add_argument("--remeasure", metavar="NAME", default=None,
                    help="measure the published model NAME again on the twisted validation cells (--validation) "
                         "and update its manifest metrics and model-card section; trains nothing")
@@ -61,6 +64,21 @@ def run(args) -> int:
                           validation_dir=args.validation or str(Path(args.data[0]).parent / "validation"))
         print(json.dumps({n: {k: v for k, v in x.items() if k in ("force_mae_meV_per_A", "relax", "bands")}
                           for n, x in entry["metrics"]["validation"].items()}, indent=1))
+        return 0
+    if args.ensemble:
+        if args.what != "none":
+            print("error: --ensemble combines finished runs: use it with --what none", file=sys.stderr)
+            return 2
+        from wander_gui.ml.publish import assemble_heads_ensemble
+        m = assemble_heads_ensemble(args.ensemble, args.out)
+        print(f"heads ensemble of {len(args.ensemble)} runs (seeds {m['config']['seed']}) written to {args.out}")
+        if args.publish:
+            from wander_gui.ml.publish import publish
+            from wander_gui.ml.registry import PRETRAINED
+            entry = publish(args.out, args.publish, pretrained_dir=PRETRAINED, dataset_dir=args.data[0],
+                            description=args.description, validation_dir=args.validation,
+                            k_density=args.k_density)
+            print(f"published {entry['name']} to {PRETRAINED / entry['name']}")
         return 0
     cfg = json.loads(Path(args.config).read_text()) if args.config else {}
     fcfg, hcfg = FFTrainConfig(**cfg.get("ff", {})), HTrainConfig(**cfg.get("h", {}))

@@ -123,10 +123,12 @@ def validation_band_errors(model, r) -> dict:
     return out
 
 
-def held_out_attribution(model, dataset_dir, validation_dir, *, seed: int = 0, k_density: float | None = None) -> dict:
+def held_out_attribution(model, dataset_dir, validation_dir, *, seed: int = 0, k_density: float | None = None,
+                         held_names=None) -> dict:
     """Band-error attribution (ml.parity.band_error_attribution) on the labelled configurations
     the heads were not trained on (val and test split; of the k-mesh rule ``k_density`` when
-    given) and on the labelled validation cells."""
+    given; ``held_names``: those the run recorded, instead of the split of ``seed``) and on the
+    labelled validation cells."""
     if model.hm is None:
         return {}
     from wander_gui.dft.validation import CELLS, load_merged
@@ -135,8 +137,11 @@ def held_out_attribution(model, dataset_dir, validation_dir, *, seed: int = 0, k
     from wander_gui.dft.dataset import has_current_label
     samples, _ = select_k_density(load_samples(dataset_dir), k_density)
     samples = [s for s in samples if has_current_label(s.chunk)]
-    parts = split([s.name for s in samples], seed=seed)
-    held = [s for s in samples if parts[s.name] != "train"]
+    if held_names is not None:
+        held = [s for s in samples if s.name in set(held_names)]
+    else:
+        parts = split([s.name for s in samples], seed=seed)
+        held = [s for s in samples if parts[s.name] != "train"]
     for name in CELLS:
         r = load_merged(validation_dir, name)
         if r is not None and has_current_label(r):
@@ -199,6 +204,21 @@ def model_card_section(entry: dict) -> str:
                 if isinstance(v, dict) and "mae_meV" in v:
                     lines.append(f"| {cat} | {part} | {_fmt(v['mae_meV'], 2)} | {_fmt(v.get('r2'), 3)} | "
                                  f"{v.get('n', '–')} |")
+    members = (m.get("h") or {}).get("members") or []
+    if members:
+        lines += ["", f"Hamiltonian heads: the mean of {len(members)} independently trained heads on this force "
+                  "field (a heads ensemble; the members' spread is the uncertainty of each element). Each member "
+                  "has its own 80/10/10 split, so every labelled configuration trained at least one member: the "
+                  "untwisted held-out errors below are each member's on its own test split; the twisted "
+                  "validation cells further down are held out from all of them.", "",
+                  "| member (run, seed) | best epoch | test H MAE on-site / intra / inter / all (meV) | "
+                  "test bands MAE / mean \\|gap error\\| (meV) |", "|---|---|---|---|"]
+        for mb in members:
+            t = mb.get("test") or {}
+            h = " / ".join(_fmt((t.get(c) or {}).get("mae_meV"), 2) for c in ("onsite", "intra", "inter", "all"))
+            b = ((mb.get("bands") or {}).get("test") or {}).get("mean") or {}
+            lines.append(f"| {mb['run']}, {mb['seed']} | {mb.get('best_epoch', '–')} | {h} | "
+                         f"{_fmt(b.get('mae_meV'))} / {_fmt(b.get('gap_error_meV'))} |")
     bands = (m.get("h") or {}).get("bands") or {}
     if any(bands.get(p) for p in ("train", "val", "test")):
         lines += ["", "| bands from predicted H vs DFT Wannier H (Γ–M–K–Γ, aligned at the VBM, "
@@ -346,6 +366,49 @@ def _h_data_summary(h_dataset_dir) -> dict:
             "level_of_theory": info["level_of_theory"]}
 
 
+def assemble_heads_ensemble(run_dirs, out_dir) -> dict:
+    """Write ``out_dir`` as a run whose heads are the mean of the heads in ``run_dirs`` (each a
+    ``wander train`` output with ``ff.pt``, ``h.pt`` and ``h_metrics.json``, all on the same
+    force field): ``ff.pt``, ``h.pt`` (:class:`~wander_gui.ml.hamiltonian.HeadsEnsemble`) and
+    ``h_metrics.json`` with each member's own held-out errors under ``members``. The recorded
+    split is the union: ``train`` = every configuration some member trained on, ``val`` /
+    ``test`` = those no member trained on."""
+    import torch
+
+    from wander_gui.ml.hamiltonian import HeadsEnsemble, heads_checkpoint, heads_from_checkpoint
+    from wander_gui.ml.registry import sha256
+    runs = [Path(d) for d in run_dirs]
+    if len(runs) < 2:
+        raise DataError("a heads ensemble needs at least two runs")
+    for r in runs:
+        for f in ("ff.pt", "h.pt", "h_metrics.json"):
+            if not (r / f).exists():
+                raise DataError(f"{r / f} not found: each ensemble member must be a finished `wander train` run")
+    if len({sha256(r / "ff.pt") for r in runs}) != 1:
+        raise DataError("the ensemble members' heads were trained on different force fields (ff.pt differ): "
+                        "heads only fit the force field whose latent features they read")
+    members = [heads_from_checkpoint(torch.load(r / "h.pt", weights_only=True)) for r in runs]
+    ens = HeadsEnsemble(members)  # raises if the architectures differ
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(runs[0] / "ff.pt", out / "ff.pt")
+    torch.save(heads_checkpoint(ens), out / "h.pt")
+    ms = [json.loads((r / "h_metrics.json").read_text()) for r in runs]
+    data = [m["data"] for m in ms]
+    trained = sorted({n for d in data for n in d["train"]})
+    val = sorted({n for d in data for n in d["val"]} - set(trained))
+    test = sorted({n for d in data for n in d["test"]} - set(trained) - set(val))
+    metrics = {"config": {**ms[0]["config"], "seed": [m["config"]["seed"] for m in ms]},
+               "members": [{"run": str(r), "seed": m["config"]["seed"], "best_epoch": m.get("best_epoch"),
+                            "n_train": m.get("n_train"), "test": m.get("test"), "val": m.get("val"),
+                            "bands": {p: (m.get("bands") or {}).get(p) for p in ("val", "test")}}
+                           for r, m in zip(runs, ms)],
+               "data": {"n_atoms_total": max(d["n_atoms_total"] for d in data),
+                        "train": trained, "val": val, "test": test}}
+    (out / "h_metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
 def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = "MoS2",
             description: str = "", validation_dir=None, k_density: float | None = None,
             h_dataset_dir=None) -> dict:
@@ -394,8 +457,10 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
     from wander_gui.ml.registry import load_model
     model = load_model(directory=run_dir)
     val = validation_metrics(model, validation_dir)
+    h_data = metrics.get("h", {}).get("data")
     attribution = held_out_attribution(model, dataset_dir, validation_dir, k_density=k_density,
-                                       seed=(metrics.get("h", {}).get("config") or {}).get("seed", 0))
+                                       seed=(metrics.get("h", {}).get("config") or {}).get("seed", 0),
+                                       held_names=None if h_data is None else h_data["val"] + h_data["test"])
     training_data = {k: info[k] for k in ("n_configs", "n_hamiltonian_configs", "n_atoms_total")}
     trained_on = {k: metrics[k]["data"] for k in ("ff", "h") if "data" in metrics.get(k, {})}
     if same is not None and "ff" in same.get("trained_on", {}):  # the published force field's recorded data
@@ -415,7 +480,7 @@ def publish(run_dir, name: str, *, pretrained_dir, dataset_dir, material: str = 
              **({"trained_on": {k: {p: v[p] for p in ("train", "val", "test")} for k, v in trained_on.items()}}
                 if trained_on else {}),
              **({"hamiltonian_data": _h_data_summary(h_dataset_dir)} if h_dataset_dir is not None else {}),
-             "metrics": {**{k: {p: v.get(p) for p in ("train", "val", "test", "bands", "vacuum_step")
+             "metrics": {**{k: {p: v.get(p) for p in ("train", "val", "test", "bands", "vacuum_step", "members")
                                 if v.get(p) is not None}
                             for k, v in metrics.items()},
                          "validation": val, "band_error_attribution": attribution}}
