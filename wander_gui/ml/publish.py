@@ -211,13 +211,14 @@ def model_card_section(entry: dict) -> str:
                   "has its own 80/10/10 split, so every labelled configuration trained at least one member: the "
                   "untwisted held-out errors below are each member's on its own test split; the twisted "
                   "validation cells further down are held out from all of them.", "",
-                  "| member (run, seed) | best epoch | test H MAE on-site / intra / inter / all (meV) | "
-                  "test bands MAE / mean \\|gap error\\| (meV) |", "|---|---|---|---|"]
+                  "| member (run, seed) | best / last epoch | training configs | test H MAE on-site / intra / inter / all (meV) | "
+                  "test bands MAE / mean \\|gap error\\| (meV) |", "|---|---|---|---|---|"]
         for mb in members:
             t = mb.get("test") or {}
             h = " / ".join(_fmt((t.get(c) or {}).get("mae_meV"), 2) for c in ("onsite", "intra", "inter", "all"))
             b = ((mb.get("bands") or {}).get("test") or {}).get("mean") or {}
-            lines.append(f"| {mb['run']}, {mb['seed']} | {mb.get('best_epoch', '–')} | {h} | "
+            lines.append(f"| {mb['run']}, {mb['seed']} | {mb.get('best_epoch', '–')} / {mb.get('epochs_run', '–')} | "
+                         f"{mb.get('n_train', '–')} | {h} | "
                          f"{_fmt(b.get('mae_meV'))} / {_fmt(b.get('gap_error_meV'))} |")
     bands = (m.get("h") or {}).get("bands") or {}
     if any(bands.get(p) for p in ("train", "val", "test")):
@@ -400,7 +401,7 @@ def assemble_heads_ensemble(run_dirs, out_dir) -> dict:
     test = sorted({n for d in data for n in d["test"]} - set(trained) - set(val))
     metrics = {"config": {**ms[0]["config"], "seed": [m["config"]["seed"] for m in ms]},
                "members": [{"run": str(r), "seed": m["config"]["seed"], "best_epoch": m.get("best_epoch"),
-                            "n_train": m.get("n_train"), "test": m.get("test"), "val": m.get("val"),
+                            "epochs_run": m.get("epochs_run"), "n_train": m.get("n_train"), "test": m.get("test"), "val": m.get("val"),
                             "bands": {p: (m.get("bands") or {}).get(p) for p in ("val", "test")}}
                            for r, m in zip(runs, ms)],
                "data": {"n_atoms_total": max(d["n_atoms_total"] for d in data),
