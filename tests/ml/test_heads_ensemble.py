@@ -122,7 +122,10 @@ def test_model_card_names_the_members_and_their_own_held_out_errors():
     bands = entry["metrics"]["h"]["bands"]
     entry["metrics"]["h"]["members"] = [{"run": f"runs/s{k}", "seed": k, "best_epoch": 10 + k, "test": test,
                                          "bands": {"test": bands["test"]}} for k in (2, 3)]
+    for part in ("train", "val", "test", "bands"):  # an ensemble has no split of its own
+        entry["metrics"]["h"].pop(part, None)
     card = model_card_section(entry)
     assert "mean of 2 independently trained heads" in card
     row = next(line for line in card.splitlines() if line.startswith("| runs/s3, 3 |"))
     assert f"{test['all']['mae_meV']:.2f}" in row and f"{bands['test']['mean']['mae_meV']:.1f}" in row
+    assert "| Hamiltonian (elements with" not in card  # no untwisted split of its own: no empty table

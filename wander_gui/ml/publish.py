@@ -193,7 +193,7 @@ def model_card_section(entry: dict) -> str:
         if r:
             lines.append(f"| {part} | {r['n']} | {_fmt(r['energy_mae_meV_per_atom'], 2)} | "
                          f"{_fmt(r['force_mae_meV_per_A'])} | {_fmt(r['force_rmse_meV_per_A'])} |")
-    if m.get("h"):
+    if any((m.get("h") or {}).get(part) for part in ("train", "val", "test")):  # (an ensemble: per member)
         lines += ["", "| Hamiltonian (elements with \\|H\\| > 1 meV) | split | MAE (meV) | R² | n elements |",
                   "|---|---|---|---|---|"]
         for part in ("train", "val", "test"):
