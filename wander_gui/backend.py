@@ -58,16 +58,27 @@ def calculator(*, model: str | None = None, model_dir=None):
     return WanderCalculator(get_model(model, model_dir).ff, dtype="auto")
 
 
-def predict_tb(atoms, *, model: str | None = None, model_dir=None):
-    """Predicted Wannier Hamiltonian of ``atoms`` as a TBHamiltonian (needs a trained model)."""
+def predict_tb(atoms, *, model: str | None = None, model_dir=None, with_spread: bool = False):
+    """Predicted Wannier Hamiltonian of ``atoms`` as a TBHamiltonian (needs a trained model).
+
+    ``with_spread``: return ``(tb, spread)``, ``spread`` the members' standard deviation of every
+    element in the same layout (a TBHamiltonian of non-negative entries, eV); models with a heads
+    ensemble only (ModelError otherwise)."""
     from wander_gui.electronic.hamiltonian import TBHamiltonian
     from wander_gui.errors import ModelError
+    from wander_gui.ml.hamiltonian import HeadsEnsemble
     from wander_gui.ml.predict import predict_blocks
     m = get_model(model, model_dir)
     if m.hm is None:
         raise ModelError(f"model {m.name!r} has no Hamiltonian heads")
+    if with_spread and not isinstance(m.hm, HeadsEnsemble):
+        raise ModelError(f"model {m.name!r} has a single set of Hamiltonian heads: the spread needs a heads "
+                         "ensemble (a model assembled with `wander train --ensemble`)")
     p = predict_blocks(m.ff, m.hm, atoms)
-    return TBHamiltonian.from_pair_blocks(atoms, p.ij, p.shift, p.blocks, p.offsets, p.counts)
+    tb = TBHamiltonian.from_pair_blocks(atoms, p.ij, p.shift, p.blocks, p.offsets, p.counts)
+    if not with_spread:
+        return tb
+    return tb, TBHamiltonian.from_pair_blocks(atoms, p.ij, p.shift, p.spread, p.offsets, p.counts)
 
 
 @dataclass(frozen=True)

@@ -129,3 +129,26 @@ def test_model_card_names_the_members_and_their_own_held_out_errors():
     row = next(line for line in card.splitlines() if line.startswith("| runs/s3, 3 |"))
     assert f"{test['all']['mae_meV']:.2f}" in row and f"{bands['test']['mean']['mae_meV']:.1f}" in row
     assert "| Hamiltonian (elements with" not in card  # no untwisted split of its own: no empty table
+
+
+def test_hamiltonian_command_writes_the_ensemble_spread(setup, tmp_path):
+    import subprocess
+    import sys
+
+    from wander_gui.core.io import read_hr, write_structure
+    ff, members, a = setup
+    torch.save({"config": ff.config, "state_dict": ff.state_dict()}, tmp_path / "ff.pt")
+    torch.save(heads_checkpoint(HeadsEnsemble(members)), tmp_path / "h.pt")
+    write_structure(a, tmp_path / "c.extxyz")
+
+    def wander(*args):
+        return subprocess.run([sys.executable, "-m", "wander_gui.cli", "hamiltonian", str(tmp_path / "c.extxyz"),
+                               "--model-dir", str(tmp_path), *args], capture_output=True, text=True)
+    r = wander("-o", str(tmp_path / "p_hr.dat"), "--spread", str(tmp_path / "s_hr.dat"))
+    assert r.returncode == 0, r.stderr
+    spread = read_hr(tmp_path / "s_hr.dat").H_Rmn
+    p = predict_blocks(ff, HeadsEnsemble(members), a)
+    assert np.all(spread.real >= 0) and np.isclose(np.abs(spread).max(), p.spread.max(), rtol=1e-4)
+    torch.save(heads_checkpoint(members[0]), tmp_path / "h.pt")  # one set of heads: no spread to write
+    r = wander("-o", str(tmp_path / "q_hr.dat"), "--spread", str(tmp_path / "t_hr.dat"))
+    assert r.returncode != 0 and "heads ensemble" in r.stderr and not (tmp_path / "t_hr.dat").exists()
