@@ -46,7 +46,7 @@ def test_finetune_cells_are_perturbed_strained_twisted_cells_apart_from_the_vali
         ideal = flat.get_scaled_positions() @ a.cell.array
         assert 0.5 * s.sigma < np.sqrt(((a.positions - ideal) ** 2).mean() * 3) < 2 * s.sigma
     calls = []
-    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, st, wannier: calls.append(spec.name) or {})
+    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, st, **kw: calls.append(spec.name) or {})
     ds.generate(tmp_path / "ft", tmp_path / "work", n_configs=2, plan="finetune")
     assert calls == [specs[0].name, specs[1].name]
 
@@ -75,7 +75,7 @@ def test_near_equilibrium_finetune_cells_are_shifted_twisted_cells_with_small_di
     shift = a.positions[top] - flat.positions[top]
     assert np.allclose(shift, shift[0]) and np.allclose(shift[0, :2], np.array(s.shift_frac) @ a.cell.array[:2, :2])
     calls = []
-    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, st, wannier: calls.append(spec.name) or {})
+    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, st, **kw: calls.append(spec.name) or {})
     ds.generate(tmp_path / "ft", tmp_path / "work", n_configs=2, plan="finetune-equilibrium")
     assert calls == [specs[0].name, specs[1].name]
 
@@ -104,7 +104,7 @@ def test_locks_exclude_second_worker_and_reclaim_stale(tmp_path):
 def test_generate_skips_finished_chunks(tmp_path, monkeypatch):
     out = tmp_path / "ds"
     calls = []
-    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, s, wannier: calls.append(spec.name) or {"name": spec.name})
+    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, s, **kw: calls.append(spec.name) or {"name": spec.name})
     s0, s1, s2 = (config_spec(i) for i in range(3))
     assert s0.wannier and not s2.wannier
     ds.save_chunk(ds.chunk_path(out, s0.name), {"x": np.zeros(1), "pair_values": np.zeros(1),
@@ -117,7 +117,7 @@ def test_generate_skips_finished_chunks(tmp_path, monkeypatch):
 def test_outdated_wannier_labels_and_failures_are_redone(tmp_path, monkeypatch):
     out = tmp_path / "ds"
     calls = []
-    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, s, wannier: calls.append(spec.name) or {"name": spec.name})
+    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, s, **kw: calls.append(spec.name) or {"name": spec.name})
     s0, s1, s2, s3 = (config_spec(i) for i in range(4))
     assert s0.wannier and s3.wannier
     # an older method's label, and an old-format failure record of a Wannier step: both redone
@@ -144,7 +144,7 @@ def test_chunks_of_an_older_k_mesh_rule_are_recomputed(tmp_path, monkeypatch):
     from wander_gui.dft.settings import LEGACY_K_DENSITY
     out = tmp_path / "ds"
     calls = []
-    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, s, wannier: calls.append(spec.name) or {"name": spec.name})
+    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, s, **kw: calls.append(spec.name) or {"name": spec.name})
     s0, s1, s2 = (config_spec(i) for i in range(3))
     legacy = {"meta": np.array(json.dumps({"spec": {}, "settings": {**DFTSettings().asdict(), "k_density": 12.0}}))}
     unrecorded = {"meta": np.array(json.dumps({"spec": {}}))}
@@ -316,3 +316,47 @@ def test_wannier_backfill_redoes_the_scf_when_the_density_is_gone(tmp_path, monk
     with caplog.at_level(logging.WARNING, logger=ds.log.name):
         ds.label_config(spec, out, work, DFTSettings())
     assert [r for r in caplog.records if "differs" in r.message]
+
+
+def test_twisted_finetune_cells_get_wannier_labels_only_when_asked(tmp_path, monkeypatch):
+    """`--twisted-wannier`: fine-tuning cells with energies and forces are completed with a Wannier
+    label from their stored density, on the validation cells' mesh (3×3 at 21.79°, 3 check points),
+    the finished non-self-consistent runs kept in work/nscf/NAME until the label is saved; without
+    the option they count as done."""
+    from wander_gui.dft.sampling import finetune_equilibrium_spec
+    out, work = tmp_path / "ft", tmp_path / "work"
+    specs = [finetune_equilibrium_spec(i) for i in range(2)]
+    assert specs[0].strain_percent < -0.5  # compressed: 25 Å / L alone would give a 4×4 mesh
+    for spec in specs:
+        atoms = build_config(spec)
+        ds.save_chunk(ds.chunk_path(out, spec.name), {**ds.structure_arrays(atoms), "energy": np.float64(-300.0),
+                                                       "forces": np.zeros((len(atoms), 3), np.float32),
+                                                       "vacuum_level": np.float64(4.0), **CURRENT})
+    calls = []
+    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, s, **kw: calls.append((spec.name, kw)) or {})
+    ds.generate(out, work, n_configs=2, plan="finetune-equilibrium")
+    assert calls == []
+    ds.generate(out, work, n_configs=2, plan="finetune-equilibrium", twisted_wannier=True)
+    assert [c[0] for c in calls] == [s.name for s in specs] and all(c[1]["twisted_wannier"] for c in calls)
+    monkeypatch.undo()
+
+    gpw = work / "gpw" / f"{specs[0].name}.gpw"
+    gpw.parent.mkdir(parents=True)
+    gpw.write_text("density")
+    monkeypatch.setattr("gpaw.GPAW", lambda path, txt=None: f"calc from {Path(path).name}")
+    seen = {}
+
+    def fake_wannier(calc, a, vac, w, name, txt, **kw):
+        kw["store"].mkdir(parents=True)  # a finished non-self-consistent run kept for a rerun
+        seen.update(kw, calc=calc, vacuum=vac)
+        return {"pair_values": np.zeros((1, 5, 5), np.float32), "wannier_version": np.int16(WANNIER_VERSION),
+                "fidelity_near_gap_eV": np.float32(0.004)}
+    monkeypatch.setattr(ds, "wannier_arrays", fake_wannier)
+    monkeypatch.setattr("wander_gui.dft.run.scf", lambda *a, **k: pytest.fail("SCF started"))
+    info = ds.label_config(specs[0], out, work, DFTSettings(), twisted_wannier=True)
+    assert seen["mesh"] == (3, 3) and seen["n_check"] == 3 and seen["store"] == work / "nscf" / specs[0].name
+    assert seen["calc"] == f"calc from {gpw.name}" and seen["vacuum"] == 4.0
+    assert info["fidelity_meV"] == pytest.approx(4.0) and not seen["store"].exists()
+    assert ds.is_done(out, specs[0].name, wannier=True, k_density=DFTSettings().k_density)
+    with np.load(ds.chunk_path(out, specs[0].name)) as z:
+        assert float(z["energy"]) == -300.0 and "pair_values" in z.files

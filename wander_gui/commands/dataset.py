@@ -36,6 +36,10 @@ def add_arguments(p) -> None:
                    help="label the validation/test-split configurations first (training seed 0)")
     g.add_argument("--no-wannier", action="store_true",
                    help="energies and forces only (densities kept for a later Wannier pass)")
+    g.add_argument("--twisted-wannier", action="store_true",
+                   help="with --plan finetune or finetune-equilibrium: also the Wannier H of each twisted cell "
+                        "(the validation cells' mesh, 3×3 at 21.79°; ~2 h of one core per cell, resumable after "
+                        "each non-self-consistent run; finished cells are completed from their stored density)")
     g.add_argument("--k-density", type=float, default=None, metavar="A",
                    help="k-mesh rule n_k = ceil(A / L) (default: the current rule, 18 Å); the fine-tuning "
                         "cells use 12 (2×2 k for 21.79°: their forces agree with the 18 Å rule to "
@@ -104,8 +108,12 @@ def run(args) -> int:
 
 
 def _generate(args) -> int:
+    from wander_gui.dft.sampling import FINETUNE_PLANS
+    if args.twisted_wannier and (args.plan not in FINETUNE_PLANS or args.no_wannier):
+        print(f"error: --twisted-wannier labels the twisted cells of --plan {' or '.join(sorted(FINETUNE_PLANS))} "
+              "(and cannot be combined with --no-wannier)", file=sys.stderr)
+        return 2
     if args.out is None:
-        from wander_gui.dft.sampling import FINETUNE_PLANS
         args.out = FINETUNE_OUT if args.plan in FINETUNE_PLANS else DEFAULT_OUT
     if args.workers > 1:
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
@@ -116,6 +124,8 @@ def _generate(args) -> int:
             cmd.append("--no-wannier")
         if args.held_out_first:
             cmd.append("--held-out-first")
+        if args.twisted_wannier:
+            cmd.append("--twisted-wannier")
         if args.k_density is not None:
             cmd += ["--k-density", str(args.k_density)]
         procs = [subprocess.Popen(cmd, env=env) for _ in range(args.workers)]
@@ -126,7 +136,7 @@ def _generate(args) -> int:
     done = generate(args.out, args.work, n_configs=args.n_configs, start=args.start,
                     settings=DFTSettings() if args.k_density is None else DFTSettings(k_density=args.k_density),
                     max_supercell=args.max_supercell, wannier=not args.no_wannier,
-                    held_out_first=args.held_out_first, plan=args.plan,
+                    held_out_first=args.held_out_first, plan=args.plan, twisted_wannier=args.twisted_wannier,
                     on_step=lambda info: print(json.dumps(info), flush=True))
     print(f"labelled {len(done)} configuration(s)")
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import numpy as np
 from wander_gui.dft.sampling import (ConfigSpec, build_config, config_spec, equilibrium_spec,
                                      finetune_equilibrium_spec, finetune_spec)
 from wander_gui.dft.settings import (HOPPING_CENTROID_LIMIT, LEGACY_K_DENSITY, VALIDATION_FOLDERS, WANNIER_VERSION,
-                                     DFTSettings, level_of_theory)
+                                     DFTSettings, kmesh, level_of_theory)
 from wander_gui.errors import ConvergenceError, DataError, InputError, WanderError
 
 log = logging.getLogger(__name__)
@@ -246,9 +247,19 @@ def warn_if_redo_differs(name: str, res, energy: float, forces) -> None:
                     "keeping the new one", name, 1000 * de, 1000 * df)
 
 
+def wants_wannier(spec: ConfigSpec, *, wannier: bool = True, twisted_wannier: bool = False) -> bool:
+    """Whether ``spec`` gets a Wannier label: the plan's choice for untwisted cells (1×1, some
+    2×2), ``twisted_wannier`` for the twisted fine-tuning cells; never with ``wannier=False``."""
+    return wannier and (twisted_wannier if spec.twist_mn is not None else spec.wannier)
+
+
 def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings = DFTSettings(), *,
-                 wannier: bool = True) -> dict:
-    """Run SCF (+ Wannier label) for one configuration and write its chunk.
+                 wannier: bool = True, twisted_wannier: bool = False) -> dict:
+    """Run SCF (+ Wannier label, see :func:`wants_wannier`) for one configuration and write its chunk.
+
+    Twisted cells are labelled like the validation cells (``run.TWISTED_WANNIER`` mesh and check
+    points), each finished non-self-consistent run kept in ``work/nscf/NAME`` until the label is
+    saved, so an interrupted label resumes after its last finished run.
 
     A chunk that already has energy and forces but lacks its Wannier label is completed
     from the stored density (``work/gpw``) without a new SCF. Where that density is gone (a
@@ -256,10 +267,22 @@ def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings 
     energy and forces, and the chunk is rewritten from the new run so that its Hamiltonian
     and forces come from one density.
     """
-    from wander_gui.dft.run import scf
+    from wander_gui.dft.run import TWISTED_WANNIER, scf
     atoms = build_config(spec)
     txt = Path(work) / "logs" / f"{spec.name}.txt"
     txt.parent.mkdir(parents=True, exist_ok=True)
+    store = Path(work) / "nscf" / spec.name
+    options = {}
+    if spec.twist_mn is not None:
+        # the mesh of the unstrained cell (3×3 at 21.79°, as the validation cells): one Born–von
+        # Kármán supercell, hence one range of H(R), for every cell of the angle whatever its strain
+        unstrained = atoms.copy()
+        unstrained.set_cell(atoms.cell.array / (1 + spec.strain_percent / 100))
+        options = dict(mesh=kmesh(unstrained, TWISTED_WANNIER["mesh_length"]), n_check=TWISTED_WANNIER["n_check"],
+                       store=store)
+
+    def label(calc, vacuum: float) -> dict:
+        return wannier_arrays(calc, atoms, vacuum, work, spec.name, str(txt), **options)
     gpw = Path(work) / "gpw" / f"{spec.name}.gpw"
     path = chunk_path(out, spec.name)
     stored = None  # energy and forces of an existing chunk whose density must be recomputed
@@ -277,8 +300,9 @@ def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings 
             save_chunk(path, arrays)
         from gpaw import GPAW
         calc = GPAW(str(gpw), txt=None)
-        arrays.update(wannier_arrays(calc, atoms, float(arrays["vacuum_level"]), work, spec.name, str(txt)))
+        arrays.update(label(calc, float(arrays["vacuum_level"])))
         save_chunk(path, arrays)
+        shutil.rmtree(store, ignore_errors=True)
         return {"name": spec.name, "atoms": len(atoms), "wannier": True,
                 "fidelity_meV": 1000 * float(arrays["fidelity_near_gap_eV"])}
     res = scf(atoms, settings, txt=str(txt))
@@ -296,9 +320,10 @@ def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings 
     res.calc.write(str(gpw))  # density only: lets Wannier labels be (re)computed later
     save_chunk(path, arrays)  # energy + forces are safe before the (longer) Wannier step
     info = {"name": spec.name, "atoms": len(atoms), "seconds": res.seconds, "fmax": float(np.abs(res.forces).max())}
-    if spec.wannier and wannier:
-        arrays.update(wannier_arrays(res.calc, atoms, res.vacuum, work, spec.name, str(txt)))
+    if wants_wannier(spec, wannier=wannier, twisted_wannier=twisted_wannier):
+        arrays.update(label(res.calc, res.vacuum))
         save_chunk(path, arrays)
+        shutil.rmtree(store, ignore_errors=True)
         info["fidelity_meV"] = 1000 * float(arrays["fidelity_near_gap_eV"])
     return info
 
@@ -314,7 +339,7 @@ def record_failure(out: Path, spec: ConfigSpec, reason: str, *, stage: str = "sc
 
 def generate(out, work, *, n_configs: int, start: int = 0, settings: DFTSettings = DFTSettings(),
              max_supercell: int = 3, wannier: bool = True, on_step=None, cancel=None,
-             held_out_first: bool = False, plan: str = "bilayers") -> list[dict]:
+             held_out_first: bool = False, plan: str = "bilayers", twisted_wannier: bool = False) -> list[dict]:
     """Label plan entries ``start .. n_configs-1`` that are not done or locked by another worker.
 
     With ``wannier=False`` only energies and forces are computed (densities are kept in
@@ -324,6 +349,8 @@ def generate(out, work, *, n_configs: int, start: int = 0, settings: DFTSettings
     the perturbed twisted cells reserved for fine-tuning (:func:`finetune_spec`) instead,
     ``plan="finetune-equilibrium"`` the near-equilibrium ones (:func:`finetune_equilibrium_spec`),
     ``plan="equilibrium"`` the small-displacement bilayers (:func:`equilibrium_spec`).
+    ``twisted_wannier``: the fine-tuning plans' twisted cells get Wannier labels too (about two
+    hours of one core per 21.79° cell; an existing chunk is completed from its stored density).
     """
     if plan not in PLANS:
         raise InputError(f"plan={plan!r} is unknown; allowed: {', '.join(PLANS)}")
@@ -340,12 +367,13 @@ def generate(out, work, *, n_configs: int, start: int = 0, settings: DFTSettings
             break  # `touch work/STOP` ends workers after their current configuration
         spec = spec_of(i)
         if spec.supercell > max_supercell or \
-                is_done(out, spec.name, wannier=spec.wannier and wannier, k_density=settings.k_density) \
+                is_done(out, spec.name, wannier=wants_wannier(spec, wannier=wannier, twisted_wannier=twisted_wannier),
+                        k_density=settings.k_density) \
                 or not _lock(work, spec.name):
             continue
         try:
             t0 = time.perf_counter()
-            info = label_config(spec, out, work, settings, wannier=wannier)
+            info = label_config(spec, out, work, settings, wannier=wannier, twisted_wannier=twisted_wannier)
             log.info("%s done in %.0f s", spec.name, time.perf_counter() - t0)
             done.append(info)
             if on_step:

@@ -299,7 +299,10 @@ RELAX_STATE_FILES = ("relax.traj", "bfgs_hessian.json", "steps.json", "settings.
 #: the twisted cells' Wannier step sized for one 2-core machine session: a 3×3 mesh for the
 #: 8.4 Å 21.79° cell (Born–von Kármán 25 Å ≥ 2 × the 12 Å pair radius), 3 check points,
 #: no separate DFT band path (its 30 k-points would cost 3× the mesh)
-VALIDATION_WANNIER = dict(wannier_mesh_length=25.0, n_check=3, bands_npoints=0)
+from wander_gui.dft.run import TWISTED_WANNIER  # noqa: E402
+
+VALIDATION_WANNIER = dict(wannier_mesh_length=TWISTED_WANNIER["mesh_length"], n_check=TWISTED_WANNIER["n_check"],
+                          bands_npoints=0)
 
 
 def run_validation(out="pretrained/validation", work="work_dft/validation", *, names=None,
