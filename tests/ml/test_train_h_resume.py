@@ -170,3 +170,29 @@ def test_resumed_runs_keep_the_configurations_they_started_on(tmp_path, caplog):
     _, mf = train_forcefield(few, FFTrainConfig(epochs=2), out_dir=tmp_path / "ff", progress=False)
     assert few[5].name not in mf["data"]["train"] + mf["data"]["val"] + mf["data"]["test"]
     assert set(mf["data"]["train"] + mf["data"]["val"] + mf["data"]["test"]) == {s.name for s in few[:5]}
+
+
+def test_heads_fine_tuning_cells_always_train_and_repeat(tmp_path, monkeypatch):
+    """Wannier-labelled fine-tuning cells (``--twisted-wannier``) join the heads' training split
+    whatever their hash says, and count ``repeat_always`` times per epoch."""
+    import wander_gui.ml.train_h as th
+    from wander_gui.dft.dataset import has_current_label
+    from wander_gui.ml.data import split
+    labelled = [s for s in load_samples("pretrained/dataset") if has_current_label(s.chunk)][:10]
+    parts = split([s.name for s in labelled])
+    tune = {n for n, p in parts.items() if p != "train"}
+    assert tune  # else this test would show nothing
+    torch.manual_seed(0)
+    ff = ForceField().double()
+    calls = []
+    real = th.forward
+    monkeypatch.setattr(th, "forward", lambda hm, ex: calls.append(ex.name) or real(hm, ex))
+    counts = {}
+    for repeat in (1, 3):
+        calls.clear()
+        _, m = train_hamiltonian(labelled, ff, small_cfg(1), out_dir=tmp_path / str(repeat), progress=False,
+                                 always_train=tune, repeat_always=repeat)
+        counts[repeat] = {n: calls.count(n) for n in tune}
+        assert set(m["data"]["train"]) == {s.name for s in labelled}
+    # one epoch passes each fine-tuning cell 3 times instead of once; evaluation is unchanged
+    assert all(counts[3][n] - counts[1][n] == 2 for n in tune)

@@ -13,8 +13,9 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--finetune", nargs="+", default=[], metavar="DIR",
                    help="fine-tuning folder(s) (e.g. pretrained/finetune): their cells are always in the "
-                        "training split (they are few; the twisted validation cells measure the effect) "
-                        "and are kept whatever --k-density selects")
+                        "training split of the force field, and of the heads where they carry a Wannier label (they "
+                        "are few; the twisted validation cells measure the effect), and are kept whatever "
+                        "--k-density selects")
     p.add_argument("--finetune-repeat", type=int, default=1, metavar="W",
                    help="each fine-tuning cell counts W times per epoch (default 1)")
     p.add_argument("--k-density", type=float, default=None, metavar="A",
@@ -122,7 +123,9 @@ def run(args) -> int:
             h_samples = load_samples(args.h_data)
             print(f"Hamiltonian heads: {sum(has_current_label(s.chunk) for s in h_samples)} Wannier-labelled "
                   f"configurations of {', '.join(args.h_data)}")
-        hm, m = train_hamiltonian(h_samples, ff, hcfg, out_dir=out, resume=not args.no_resume, init_state=h_init)
+        hm, m = train_hamiltonian(h_samples + (tune if args.h_data else []), ff, hcfg, out_dir=out,
+                                  resume=not args.no_resume, init_state=h_init, always_train=always_train,
+                                  repeat_always=args.finetune_repeat)
         shutil.copy(out / "h_best.pt", out / "h.pt")
         print("hamiltonian:", json.dumps(m["test"] or m["val"], indent=1))
     if args.publish:

@@ -328,8 +328,12 @@ def _val_errors(hm: HamiltonianModel, ex: HExample) -> tuple[float, float | None
 
 def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, *, out_dir,
                       progress: bool = True, resume: bool = True,
-                      init_state: dict | None = None) -> tuple[HamiltonianModel, dict]:
+                      init_state: dict | None = None, always_train=(),
+                      repeat_always: int = 1) -> tuple[HamiltonianModel, dict]:
     """Fit the heads on labelled configurations (split 80/10/10 by configuration).
+
+    Labelled configurations named in ``always_train`` (twisted fine-tuning cells) are in the
+    training split, ``repeat_always`` times each per epoch.
 
     Checkpoints ``{config, state_dict, optimizer, scheduler, epoch, best}`` go to
     ``out_dir/h_last.pt`` every epoch (training resumes from it) and ``h_best.pt`` on
@@ -347,6 +351,7 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
         raise DataError("no configuration carries a current Wannier label: run `wander dataset generate` "
                         "(with Wannier) first")
     parts = split([s.name for s in labelled], seed=cfg.seed)
+    parts.update({n: "train" for n in always_train if n in parts})
     # band targets: on training cells for the band loss, on the others for selection and reports
     nk_train = cfg.band_kpoints if cfg.band_weight > 0 else 0
     nk_held = cfg.band_kpoints if cfg.band_weight > 0 or cfg.select_on_bands else 0
@@ -398,19 +403,20 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
     rng = np.random.default_rng(cfg.seed)
     epochs_run = start
     history = []  # (epoch, validation block MAE, validation band MAE) in meV
+    train_epoch = train + [e for e in train if e.name in always_train] * (max(1, repeat_always) - 1)
     for epoch in it:
         epochs_run = epoch + 1
         # every labelled cell once per epoch; the vacuum-step examples are spread over the epoch's
         # steps, each seen once, with extra step-only steps if there are few labelled cells
-        n_steps = max(len(train), -(-len(steps["train"]) // cfg.step_batch)) if dipole else len(train)
+        n_steps = max(len(train_epoch), -(-len(steps["train"]) // cfg.step_batch)) if dipole else len(train_epoch)
         step_batches = np.array_split(rng.permutation(len(steps["train"])), n_steps) if dipole else None
-        order = list(rng.permutation(len(train)))
-        if n_steps > len(train):  # (only then: the same seed keeps giving the same runs as before)
-            order = list(rng.permutation(np.array(order + [None] * (n_steps - len(train)), dtype=object)))
+        order = list(rng.permutation(len(train_epoch)))
+        if n_steps > len(train_epoch):  # (only then: the same seed keeps giving the same runs as before)
+            order = list(rng.permutation(np.array(order + [None] * (n_steps - len(train_epoch)), dtype=object)))
         for n_step, k in enumerate(order):
             loss = torch.zeros((), dtype=torch.float64)
             if k is not None:
-                ex = train[k]
+                ex = train_epoch[k]
                 on, hop = forward(hm, ex)
                 loss = ((on - ex.onsite_target)[ex.mask_onsite] ** 2).mean() + \
                     ((hop - ex.hop_target)[ex.mask_hop] ** 2).mean()
