@@ -114,14 +114,26 @@ def out_of_distribution(atoms, *, model: str | None = None, model_dir=None) -> O
     return OutOfDistribution(score, int((score > 1).sum()), float(score.max()))
 
 
-def model_info(material: str = "MoS2") -> dict | None:
-    """The manifest entry of the default model for ``material`` (name, data, metrics), or None."""
+def _manifest_models(material: str) -> list[dict]:
     import json
     manifest = PRETRAINED_DIR / "manifest.json"
     if not manifest.exists():
-        return None
-    return next((m for m in json.loads(manifest.read_text()).get("models", []) if m.get("material") == material),
-                None)
+        return []
+    return [m for m in json.loads(manifest.read_text()).get("models", []) if m.get("material") == material]
+
+
+def model_names(material: str = "MoS2") -> list[str]:
+    """Names of the installed pretrained models for ``material``, the default first."""
+    return [m["name"] for m in _manifest_models(material)]
+
+
+def model_info(material: str = "MoS2", name: str | None = None) -> dict | None:
+    """The manifest entry (name, data, metrics) of model ``name``, by default of the default model
+    for ``material``; None when there is none."""
+    models = _manifest_models(material)
+    if name is None:
+        return models[0] if models else None
+    return next((m for m in models if m["name"] == name), None)
 
 
 @dataclass(frozen=True)

@@ -99,3 +99,30 @@ def test_banner_quotes_the_measured_band_errors_of_the_model(tmp_path, monkeypat
     text = model_banner("MoS2").object
     assert "19–24 meV on the unstrained twisted" in text and "90 meV on strained" in text
     assert backend.band_accuracy({"name": "m", "metrics": {}}) is None
+
+
+def test_model_choice_lists_the_installed_models_and_clears_results_of_the_previous_one(tmp_path, monkeypatch):
+    """The session offers every published model of its material (the default first), passes the
+    chosen one to every model-dependent job, names it in the banner and never shows results of
+    two models at once."""
+    import json
+
+    from wander_gui import backend
+    from wander_gui.gui.views import model_banner
+    models = [{"name": n, "material": "MoS2", "training_data": {"n_configs": 3}, "metrics": {}} for n in ("m1", "m2")]
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": models}))
+    monkeypatch.setattr(backend, "PRETRAINED_DIR", tmp_path)
+    s = MoireState()
+    assert s.param.model.objects == ["m1", "m2"] and s.model == "m1" and s._model_kwargs() == {"model": "m1"}
+    assert "not the default" not in model_banner("MoS2", s.model).object
+    s.bands, s.band_error, s.ladder = object(), {"mae_meV": 1.0}, [{"n_atoms": 42}]
+    s.model = "m2"
+    assert s._model_kwargs() == {"model": "m2"} and s.bands is None and s.band_error == {} and s.ladder == []
+    assert "m2 selected" in s.message
+    assert "**m2**" in model_banner("MoS2", "m2").object and "not the default, m1" in model_banner("MoS2", "m2").object
+    s.model_dir = str(tmp_path / "run")  # a directory overrides the choice
+    assert s._model_kwargs() == {"model_dir": str(tmp_path / "run")}
+    assert "not a published model" in model_banner("MoS2", "m2", s.model_dir).object
+    other = next(m for m in backend.materials() if m != "MoS2")
+    s.material = other
+    assert s.model is None and not [o for o in s.param.model.objects if o is not None]

@@ -32,7 +32,9 @@ class MoireState(param.Parameterized):
     optimizer = param.Selector(default="fire", objects=["fire", "bfgs", "lbfgs", "paper"], doc="relaxation optimiser")
     fmax = param.Number(default=0.01, bounds=(1e-4, 1.0), doc="force threshold (eV/Å)")
     steps = param.Integer(default=300, bounds=(1, 100_000), doc="maximum relaxation steps")
-    model_dir = param.String(default="", doc="model directory (empty: the shipped pretrained model)")
+    model = param.Selector(default=None, objects=[], allow_None=True,
+                           doc="pretrained model (the installed ones for the material, the default first)")
+    model_dir = param.String(default="", doc="model directory (empty: the pretrained model chosen in `model`)")
     tile_maps = param.Boolean(default=False, doc="show the relaxation maps over 2×2 moiré cells")
     band_colour = param.Selector(default="gap", objects=["gap", "layer"],
                                  doc="colour bands by distance to the gap or by layer weight (fat bands)")
@@ -82,7 +84,22 @@ class MoireState(param.Parameterized):
         import tempfile
         self.jobs = JobRunner()
         self._scratch = tempfile.TemporaryDirectory(prefix="wander-session-")  # removed with the session
+        self._update_models()
         self._update_snap()
+
+    @param.depends("material", watch=True)
+    def _update_models(self):
+        names = backend.model_names(self.material)
+        self.param.model.objects = names
+        if self.model not in names:
+            self.model = names[0] if names else None
+
+    @param.depends("model", "model_dir", watch=True)
+    def _model_changed(self):
+        """Results of the previous model are cleared (the structure stays): nothing on screen mixes two models."""
+        self.param.update(bands=None, band_error={}, psi=None, parity=None, ladder=[])
+        self.message = (f"Model {self.model_dir or self.model} selected: relax or compute bands again to use it."
+                        if (self.model_dir or self.model) else "")
 
     # -- inputs -> candidate cell ---------------------------------------------------
     @param.depends("angle", "max_atoms", "strain", "strain_mode", "strain_direction", "max_residual_strain",
@@ -133,7 +150,9 @@ class MoireState(param.Parameterized):
 
     # -- long jobs --------------------------------------------------------------------
     def _model_kwargs(self):
-        return {"model_dir": self.model_dir} if self.model_dir else {}
+        if self.model_dir:
+            return {"model_dir": self.model_dir}
+        return {"model": self.model} if self.model else {}
 
     def _fail(self, exc):
         self.message = f"Error: {exc}"
@@ -223,7 +242,7 @@ class MoireState(param.Parameterized):
                                 on_step=lambda i, n: self.jobs.ui(lambda: setattr(self, "progress", int(100 * i / n))))
             res.x_k, res.labels = x, labels
             err = backend.band_errors(res, ref) if ref is not None else {}
-            acc = backend.band_accuracy(backend.model_info(self.material)) if not self.model_dir else None
+            acc = backend.band_accuracy(backend.model_info(self.material, self.model)) if not self.model_dir else None
 
             def finish():
                 self.bands, self.band_error = res, err

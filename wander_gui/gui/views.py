@@ -207,14 +207,19 @@ def ladder_plot(rows, theta_now):
     return pn.pane.HoloViews(plot.opts(responsive=True, min_height=380, logy=True), sizing_mode="stretch_width")
 
 
-def model_banner(material):
+def model_banner(material, model=None, model_dir=""):
+    if model_dir:
+        return pn.pane.Alert(f"Model from the directory **{model_dir}** (not a published model: no measured "
+                             "accuracy to show).", alert_type="info")
     status = backend.model_status(material)
-    info = backend.model_info(material) if status.available else None
+    info = backend.model_info(material, model) if status.available else None
     if info is None:
         return pn.pane.Alert(status.message, alert_type="warning")
     ff = (info.get("metrics", {}).get("ff") or {}).get("test") or {}
     h = ((info.get("metrics", {}).get("h") or {}).get("test") or {})
-    bits = [f"Model **{info['name']}** ({info.get('created', '')}), trained on "
+    default = backend.model_names(material)[0]
+    bits = [f"Model **{info['name']}** ({info.get('created', '')}"
+            + ("" if info["name"] == default else f"; not the default, {default}") + "), trained on "
             f"{info['training_data']['n_configs']} DFT configurations"]
     if ff:
         bits.append(f"test force MAE {ff['force_mae_meV_per_A']:.0f} meV/Å")
@@ -348,7 +353,7 @@ class Dashboard(pn.viewable.Viewer):
                                widgets={"angle": pn.widgets.FloatSlider, "strain": pn.widgets.FloatSlider,
                                         "max_atoms": pn.widgets.IntInput, "build": btn("Build", "primary")},
                                show_name=False)
-        job_inputs = pn.Param(s, parameters=["optimizer", "fmax", "steps", "relax", "compute_bands", "cancel"],
+        job_inputs = pn.Param(s, parameters=["model", "optimizer", "fmax", "steps", "relax", "compute_bands", "cancel"],
                               widgets={"fmax": pn.widgets.FloatInput, "steps": pn.widgets.IntInput,
                                        "relax": btn("Relax", "success"), "compute_bands": btn("Bands", "success"),
                                        "cancel": btn("Cancel", "danger")}, show_name=False)
@@ -388,5 +393,6 @@ class Dashboard(pn.viewable.Viewer):
                                                 sizing_mode="stretch_width")),
                        ("Bands", bands_tab), ("Parity", parity_tab), ("Teaching", teach_tab),
                        dynamic=True, sizing_mode="stretch_width")
-        return pn.Row(sidebar, pn.Column(pn.bind(model_banner, s.param.material), tabs, sizing_mode="stretch_width"),
+        banner = pn.bind(model_banner, s.param.material, s.param.model, s.param.model_dir)
+        return pn.Row(sidebar, pn.Column(banner, tabs, sizing_mode="stretch_width"),
                       sizing_mode="stretch_width")
