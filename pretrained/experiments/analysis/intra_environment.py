@@ -4,7 +4,7 @@ bonds (inner S: facing the other layer; outer S: the vacuum side) the rotation-i
 norm ‖H_ij‖_F — its mean and its variation over the moiré cell, DFT against predicted (in a
 rigid cell every such bond has the same geometry: only the other layer makes them differ).
 README, "Heads ensemble". Run from the repository root:
-    python pretrained/experiments/analysis/intra_environment.py [MODEL]   (default mos2-preview-14;
+    python pretrained/experiments/analysis/intra_environment.py [MODEL or RUN_DIR/]   (default mos2-preview-14;
 ~2 min on one core)."""
 import sys
 
@@ -22,8 +22,9 @@ from wander_gui.ml.parity import label_blocks
 from wander_gui.ml.predict import predict_blocks
 from wander_gui.ml.registry import load_model
 
-model = load_model(sys.argv[1] if len(sys.argv) > 1 else "mos2-preview-14")
-print(f"{model.name}; meV")
+arg = sys.argv[1] if len(sys.argv) > 1 else "mos2-preview-14"
+model = load_model(None, directory=arg) if "/" in arg else load_model(arg)  # a name or a run folder
+print(f"{arg}; meV")
 for cell in ("tw21.79-R", "tw21.79-H"):
     s = sample_from_arrays(cell, load_merged([str(d) for d in backend.VALIDATION_DIRS], cell))
     a = s.atoms
