@@ -360,3 +360,43 @@ def test_twisted_finetune_cells_get_wannier_labels_only_when_asked(tmp_path, mon
     assert ds.is_done(out, specs[0].name, wannier=True, k_density=DFTSettings().k_density)
     with np.load(ds.chunk_path(out, specs[0].name)) as z:
         assert float(z["energy"]) == -300.0 and "pair_values" in z.files
+
+
+def test_registry_plan_is_pristine_unstrained_1x1_cells_that_differ_only_in_registry(tmp_path, monkeypatch):
+    """The registry plan: 1×1, no strain, no displacements, R / H alternating, translations spread
+    over the cell, near-equilibrium distances, every cell with a Wannier label; names of its own."""
+    from wander_gui.dft.sampling import D_RANGE, equilibrium_spec, plan_of, registry_spec
+    specs = [registry_spec(i) for i in range(60)]
+    assert registry_spec(7) == specs[7] and [s.stacking for s in specs[:4]] == ["R", "H", "R", "H"]
+    assert all(s.supercell == 1 and s.sigma == 0 and s.strain_percent == 0 and s.wannier for s in specs)
+    names = {s.name for s in specs}
+    assert all(plan_of(n) == "registry" for n in names)
+    assert not names & ({config_spec(i).name for i in range(60)} | {equilibrium_spec(i).name for i in range(60)})
+    shifts = np.array([s.shift_frac for s in specs])
+    assert len({tuple(x) for x in shifts}) == 60 and shifts.min() >= 0 and shifts.max() < 1
+    assert np.histogram(shifts[:, 0], bins=3, range=(0, 1))[0].min() >= 10  # spread over the cell
+    d = np.array([s.d_interlayer for s in specs])
+    assert D_RANGE[0] <= d.min() and d.max() <= D_RANGE[1] and abs(np.median(d) - 6.35) < 0.1
+    # the structures: unstrained primitive cells whose layers are pristine MoS2 (one S–S thickness,
+    # one Mo–S bond length in every cell); only the top layer's translation and height differ
+    from ase.geometry import get_distances
+
+    from wander_gui.core.materials import MATERIALS
+    mos2 = MATERIALS["MoS2"]
+    bonds = []
+    for s in specs[:6]:
+        a = build_config(s)
+        assert len(a) == 6 and np.allclose(a.cell.lengths()[:2], mos2.a)
+        for layer in (0, 1):
+            sel = a.arrays["layer"] == layer
+            z = a.positions[sel, 2]
+            assert np.isclose(np.ptp(z), mos2.t_XX)
+            mo = np.flatnonzero(sel & (a.numbers == 42))
+            s_at = np.flatnonzero(sel & (a.numbers == 16))
+            _, dist = get_distances(a.positions[mo], a.positions[s_at], cell=a.cell, pbc=True)
+            bonds.append(dist.min())
+    assert np.ptp(bonds) < 1e-9
+    calls = []
+    monkeypatch.setattr(ds, "label_config", lambda spec, o, w, st, **kw: calls.append(spec.name) or {})
+    ds.generate(tmp_path / "ds", tmp_path / "work", n_configs=2, plan="registry")
+    assert calls == [specs[0].name, specs[1].name]

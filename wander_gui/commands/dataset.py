@@ -25,7 +25,8 @@ def add_arguments(p) -> None:
     g.add_argument("--plan", choices=list(PLAN_PREFIX),
                    default="bilayers",
                    help="bilayers: the untwisted training plan; equilibrium: the same bilayers with small "
-                        "displacements (σ ≤ 0.02 Å; Wannier H on the 1×1 cells); finetune: perturbed 21.79° cells "
+                        "displacements (σ ≤ 0.02 Å; Wannier H on the 1×1 cells); registry: pristine unstrained 1×1 "
+                        "bilayers at random translations and near-equilibrium distances, with Wannier H; finetune: perturbed 21.79° cells "
                         "kept for fine-tuning (energies and forces); finetune-equilibrium: 21.79° cells with a "
                         "random interlayer translation and small displacements (σ ≤ 0.02 Å), kept for fine-tuning")
     g.add_argument("-n", "--n-configs", type=int, default=300, help="size of the plan to cover")

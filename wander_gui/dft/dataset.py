@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from wander_gui.dft.sampling import (ConfigSpec, build_config, config_spec, equilibrium_spec,
-                                     finetune_equilibrium_spec, finetune_spec)
+                                     finetune_equilibrium_spec, finetune_spec, registry_spec)
 from wander_gui.dft.settings import (HOPPING_CENTROID_LIMIT, LEGACY_K_DENSITY, VALIDATION_FOLDERS, WANNIER_VERSION,
                                      DFTSettings, kmesh, level_of_theory)
 from wander_gui.errors import ConvergenceError, DataError, InputError, WanderError
@@ -31,8 +31,8 @@ from wander_gui.errors import ConvergenceError, DataError, InputError, WanderErr
 log = logging.getLogger(__name__)
 #: sampling plans: untwisted bilayers (the training set; "equilibrium": small displacements) and
 #: twisted cells kept for fine-tuning (perturbed; near equilibrium)
-PLANS = {"bilayers": config_spec, "equilibrium": equilibrium_spec, "finetune": finetune_spec,
-         "finetune-equilibrium": finetune_equilibrium_spec}
+PLANS = {"bilayers": config_spec, "equilibrium": equilibrium_spec, "registry": registry_spec,
+         "finetune": finetune_spec, "finetune-equilibrium": finetune_equilibrium_spec}
 #: chunk arrays that belong to the Wannier label (dropped together when a label is outdated)
 WANNIER_KEYS = frozenset({"pair_ij", "pair_shift", "pair_values", "wannier_version", "wf_centres", "wf_spreads",
                           "fidelity_near_gap_eV", "fidelity_near_gap_mae_eV", "fidelity_frozen_eV", "h_imag_max",

@@ -14,7 +14,7 @@ Design (paper-style sampling scaled to 2-core machines):
   5×5-mesh non-self-consistent run, ~4× the cost of its SCF).
 
 A second plan (:func:`equilibrium_spec`, names ``e0000-…``) samples the same space with small
-displacements, :func:`finetune_spec` the perturbed twisted cells kept for fine-tuning and
+displacements, :func:`registry_spec` (``r0000-…``) pristine unstrained 1×1 cells at random registries, :func:`finetune_spec` the perturbed twisted cells kept for fine-tuning and
 :func:`finetune_equilibrium_spec` near-equilibrium twisted cells kept for fine-tuning.
 """
 from __future__ import annotations
@@ -117,8 +117,28 @@ def equilibrium_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
                       round(direction, 3), round(sigma, 4), int(rng.integers(2**31)), n == 1)
 
 
+#: registry plan: metal–metal distance N(mean, std) in Å (near equilibrium)
+REGISTRY_D = (6.35, 0.15)
+
+
+def registry_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
+    """The i-th cell of the registry plan (added 2026-12-07, third session): pristine, unstrained 1×1
+    bilayers (no displacements), R and H alternating, the top layer at a uniform random translation
+    over the cell and a metal–metal distance from N(6.35, 0.15) Å, each with a Wannier H. In these
+    cells only the interlayer registry and distance vary, so their labels isolate the other layer's
+    effect on the intra-layer hoppings (1–2 meV in DFT on the nearest-neighbour Mo–S bonds of the
+    rigid 21.79° cells), which the heads learn wrongly from the strained, displaced cells of the
+    other plans (README, "Heads ensemble")."""
+    rng = np.random.default_rng([seed, 400_000 + i])
+    stacking = "R" if i % 2 == 0 else "H"
+    shift = tuple(float(x) for x in rng.random(2))
+    d = float(np.clip(rng.normal(*REGISTRY_D), *D_RANGE))
+    return ConfigSpec(i, f"r{i:04d}-1x1-{stacking}", 1, stacking, shift, round(d, 4), 0.0, "biaxial", 0.0, 0.0,
+                      int(rng.integers(2**31)), True)
+
+
 #: first letter of the configuration names of each sampling plan
-PLAN_PREFIX = {"bilayers": "c", "equilibrium": "e", "finetune": "t", "finetune-equilibrium": "q"}
+PLAN_PREFIX = {"bilayers": "c", "equilibrium": "e", "registry": "r", "finetune": "t", "finetune-equilibrium": "q"}
 #: plans whose cells are kept apart from the training set, for fine-tuning
 FINETUNE_PLANS = frozenset({"finetune", "finetune-equilibrium"})
 
