@@ -283,6 +283,7 @@ def label_config(spec: ConfigSpec, out: Path, work: Path, settings: DFTSettings 
 
     def label(calc, vacuum: float) -> dict:
         return wannier_arrays(calc, atoms, vacuum, work, spec.name, str(txt), **options)
+
     gpw = Path(work) / "gpw" / f"{spec.name}.gpw"
     path = chunk_path(out, spec.name)
     stored = None  # energy and forces of an existing chunk whose density must be recomputed
