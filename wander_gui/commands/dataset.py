@@ -25,10 +25,10 @@ def add_arguments(p) -> None:
     g.add_argument("--plan", choices=list(PLAN_PREFIX),
                    default="bilayers",
                    help="bilayers: the untwisted training plan; equilibrium: the same bilayers with small "
-                        "displacements (σ ≤ 0.02 Å; Wannier H on the 1×1 cells); registry: pristine unstrained 1×1 "
-                        "bilayers at random translations and near-equilibrium distances, with Wannier H; finetune: perturbed 21.79° cells "
-                        "kept for fine-tuning (energies and forces); finetune-equilibrium: 21.79° cells with a "
-                        "random interlayer translation and small displacements (σ ≤ 0.02 Å), kept for fine-tuning")
+                        "displacements (σ ≤ 0.02 Å; Wannier H on the 1×1 cells); registry: pristine unstrained "
+                        "1×1 bilayers at random translations and near-equilibrium distances, with Wannier H; "
+                        "finetune: perturbed 21.79° cells kept for fine-tuning (energies and forces); "
+                        "finetune-equilibrium: 21.79° cells with a random interlayer translation and small displacements (σ ≤ 0.02 Å), kept for fine-tuning")
     g.add_argument("-n", "--n-configs", type=int, default=300, help="size of the plan to cover")
     g.add_argument("--start", type=int, default=0)
     g.add_argument("--workers", type=int, default=1, help="parallel single-threaded workers")
@@ -39,7 +39,7 @@ def add_arguments(p) -> None:
                    help="energies and forces only (densities kept for a later Wannier pass)")
     g.add_argument("--twisted-wannier", action="store_true",
                    help="with --plan finetune or finetune-equilibrium: also the Wannier H of each twisted cell "
-                        "(the validation cells' mesh, 3×3 at 21.79°; ~2 h of one core per cell, resumable after "
+                        "(the validation cells' mesh, 3×3 at 21.79°; 2–3.5 h of one core per cell, resumable after "
                         "each non-self-consistent run; finished cells are completed from their stored density)")
     g.add_argument("--k-density", type=float, default=None, metavar="A",
                    help="k-mesh rule n_k = ceil(A / L) (default: the current rule, 18 Å); the fine-tuning "

@@ -350,8 +350,8 @@ def generate(out, work, *, n_configs: int, start: int = 0, settings: DFTSettings
     the perturbed twisted cells reserved for fine-tuning (:func:`finetune_spec`) instead,
     ``plan="finetune-equilibrium"`` the near-equilibrium ones (:func:`finetune_equilibrium_spec`),
     ``plan="equilibrium"`` the small-displacement bilayers (:func:`equilibrium_spec`).
-    ``twisted_wannier``: the fine-tuning plans' twisted cells get Wannier labels too (about two
-    hours of one core per 21.79° cell; an existing chunk is completed from its stored density).
+    ``twisted_wannier``: the fine-tuning plans' twisted cells get Wannier labels too (2–3.5 h of
+    one core per 21.79° cell; an existing chunk is completed from its stored density).
     """
     if plan not in PLANS:
         raise InputError(f"plan={plan!r} is unknown; allowed: {', '.join(PLANS)}")

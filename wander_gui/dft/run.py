@@ -251,7 +251,7 @@ class WannierLabel:
 #: Wannier mesh: n = ceil(WANNIER_MESH_LENGTH / L) (Born–von Kármán supercell ≥ 30 Å)
 WANNIER_MESH_LENGTH = 30.0
 #: twisted cells (validation and fine-tuning): n = ceil(25 Å / L), 3×3 at 21.79°, and 3 off-mesh
-#: check points (their non-self-consistent runs take about two hours of one core)
+#: check points (their non-self-consistent runs: ~2 h of one core alone, 3–3.5 h beside other work)
 TWISTED_WANNIER = dict(mesh_length=25.0, n_check=3)
 
 

@@ -14,7 +14,8 @@ Design (paper-style sampling scaled to 2-core machines):
   5×5-mesh non-self-consistent run, ~4× the cost of its SCF).
 
 A second plan (:func:`equilibrium_spec`, names ``e0000-…``) samples the same space with small
-displacements, :func:`registry_spec` (``r0000-…``) pristine unstrained 1×1 cells at random registries, :func:`finetune_spec` the perturbed twisted cells kept for fine-tuning and
+displacements, :func:`registry_spec` (``r0000-…``) pristine unstrained 1×1 cells at random
+registries, :func:`finetune_spec` the perturbed twisted cells kept for fine-tuning and
 :func:`finetune_equilibrium_spec` near-equilibrium twisted cells kept for fine-tuning.
 """
 from __future__ import annotations

@@ -19,6 +19,7 @@ import numpy as np
 
 from wander_gui.dft.dataset import (chunk_k_density, has_current_label, same_structure, save_chunk,
                                     structure_arrays)
+from wander_gui.dft.run import TWISTED_WANNIER
 from wander_gui.dft.settings import LEVEL_OF_THEORY, DFTSettings
 from wander_gui.errors import DataError, InputError
 
@@ -299,8 +300,6 @@ RELAX_STATE_FILES = ("relax.traj", "bfgs_hessian.json", "steps.json", "settings.
 #: the twisted cells' Wannier step sized for one 2-core machine session: a 3×3 mesh for the
 #: 8.4 Å 21.79° cell (Born–von Kármán 25 Å ≥ 2 × the 12 Å pair radius), 3 check points,
 #: no separate DFT band path (its 30 k-points would cost 3× the mesh)
-from wander_gui.dft.run import TWISTED_WANNIER  # noqa: E402
-
 VALIDATION_WANNIER = dict(wannier_mesh_length=TWISTED_WANNIER["mesh_length"], n_check=TWISTED_WANNIER["n_check"],
                           bands_npoints=0)
 

@@ -45,7 +45,8 @@ for cell in ("tw21.79-R", "tw21.79-H"):
     row = [f"bands {band_errors(bands(pred), ref)['mae_meV']:.1f}"]
     for L in (0, 1):
         take = intra & (layer[ij[:, 0]] == L)
-        row.append(f"DFT intra of layer {L} only {band_errors(bands(np.where(take[:, None, None], dft, pred)), ref)['mae_meV']:.1f}")
+        mixed = np.where(take[:, None, None], dft, pred)
+        row.append(f"DFT intra of layer {L} only {band_errors(bands(mixed), ref)['mae_meV']:.1f}")
     for lo, hi in ((0, 3.5), (3.5, 6), (6, 9), (9, 12.1)):
         take = intra & (dist >= lo) & (dist < hi)
         err, big = np.abs(pred[take] - dft[take]), np.abs(dft[take]) > 1e-3
@@ -57,5 +58,6 @@ for cell in ("tw21.79-R", "tw21.79-H"):
     for side, mask in (("inner", inner), ("outer", sulfur & ~inner)):
         take = intra & (dist < 3.5) & (symbols[ij[:, 0]] == "Mo") & mask[ij[:, 1]]
         fd, fp = np.linalg.norm(dft[take], axis=(1, 2)), np.linalg.norm(pred[take], axis=(1, 2))
-        print(f"  Mo–{side} S bonds ({take.sum()}): ‖H‖_F mean error {1e3 * (fp - fd).mean():+.1f}, variation over the "
-              f"cell DFT {1e3 * fd.std():.1f} / predicted {1e3 * fp.std():.1f}, correlation {np.corrcoef(fd, fp)[0, 1]:+.2f}")
+        print(f"  Mo–{side} S bonds ({take.sum()}): ‖H‖_F mean error {1e3 * (fp - fd).mean():+.1f}, variation over "
+              f"the cell DFT {1e3 * fd.std():.1f} / predicted {1e3 * fp.std():.1f}, "
+              f"correlation {np.corrcoef(fd, fp)[0, 1]:+.2f}")
