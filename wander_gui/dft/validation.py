@@ -25,6 +25,9 @@ from wander_gui.errors import DataError, InputError
 
 log = logging.getLogger(__name__)
 
+#: SCF checkpoint interval (iterations) of the validation cells' long single points
+SCF_CHECKPOINT_EVERY = 2
+
 #: name -> arguments of :func:`~wander_gui.core.builder.build_twisted` (MoS2). The twisted set:
 #: 21.79° R and H (42 atoms), 13.17° R (114), 9.43° R (222). ``het10.89-R``: the smallest cell
 #: with unequal atom counts per layer within the app's strain range (28 + 27 formula units,
@@ -129,8 +132,10 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
                             f"ceil({settings.k_density:g} Å / L); give another output folder (results of two "
                             "rules are never mixed)")
     if "energy" not in arrays:
-        # checkpointed after the first and every 5 iterations: a 114-atom SCF outlasts a working session
-        r = scf(atoms, settings, txt=str(work_dir / "scf.txt"), checkpoint=work_dir / "scf-checkpoint.gpw")
+        # checkpointed after the first and every 2nd iteration: a 114-atom SCF (2×2 k) takes ~30 min per
+        # iteration on one core here and outlasts a working session; a checkpoint write is ~1 min
+        r = scf(atoms, settings, txt=str(work_dir / "scf.txt"), checkpoint=work_dir / "scf-checkpoint.gpw",
+                checkpoint_every=SCF_CHECKPOINT_EVERY)
         arrays.update(structure_arrays(atoms))
         arrays.update(scf_arrays(r, atoms))
         # wall time and iterations of every part of an SCF interrupted and continued from its checkpoint
@@ -232,7 +237,8 @@ def _redo_scf(atoms, arrays: dict, settings: DFTSettings, work_dir: Path, res_pa
     from wander_gui.dft.dataset import warn_if_redo_differs
     from wander_gui.dft.run import scf
     log.info("%s: no stored density; redoing the SCF for the Wannier step", res_path.parent.name)
-    r = scf(atoms, settings, txt=str(work_dir / "scf-redo.txt"), checkpoint=work_dir / "scf-checkpoint.gpw")
+    r = scf(atoms, settings, txt=str(work_dir / "scf-redo.txt"), checkpoint=work_dir / "scf-checkpoint.gpw",
+            checkpoint_every=SCF_CHECKPOINT_EVERY)
     warn_if_redo_differs(res_path.parent.name, r, float(arrays["energy"]), arrays["forces"])
     arrays.update(scf_arrays(r, atoms), scf_redo_seconds=np.float64(r.seconds))
     r.calc.write(str(work_dir / "scf.gpw"))
