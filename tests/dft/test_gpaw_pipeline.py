@@ -264,7 +264,10 @@ def test_scf_checkpoint_continues_an_interrupted_run(tiny_scf, tmp_path):
     assert ck.exists()
     part = json.loads(ck.with_suffix(".json").read_text())  # the interrupted run's time and iterations
     assert part["iterations"] == 6 and part["seconds"] > 0
-    res = scf(atoms, TINY, txt=str(tmp_path / "b.txt"), checkpoint=ck, checkpoint_every=3)
+    res = scf(atoms, TINY, txt=str(tmp_path / "a.txt"), checkpoint=ck, checkpoint_every=3)
+    # the interrupted run's log (its 6 iterations' timings) is kept beside the continued run's
+    assert (tmp_path / "a.part1.txt").read_text().count("iter:") == 6
+    assert (tmp_path / "a.txt").read_text().count("iter:") == res.n_iter - 6
     assert res.energy == pytest.approx(ref.energy, abs=2e-3)
     assert np.abs(res.forces - ref.forces).max() < 2e-2
     assert 0 < res.n_iter - 6 < ref.n_iter  # the rerun continued; its result counts both parts

@@ -104,6 +104,7 @@ def scf(atoms, settings: DFTSettings = DFTSettings(), *, txt="-", checkpoint=Non
     calc = None
     before = {"seconds": 0.0, "iterations": 0}  # spent by the interrupted runs this one continues
     if ck is not None and ck.exists():
+        _keep_log_of_interrupted_run(txt)
         calc = _resume_from(ck, a, txt, settings.maxiter)
         if calc is not None and ck.with_suffix(".json").exists():
             before.update(json.loads(ck.with_suffix(".json").read_text()))
@@ -148,6 +149,18 @@ def scf(atoms, settings: DFTSettings = DFTSettings(), *, txt="-", checkpoint=Non
     return SCFResult(energy=float(e + e3), forces=f + f3, energy_d3=e3, forces_d3=f3,
                      fermi=float(calc.get_fermi_level()), vacuum=0.5 * (v_bottom + v_top), seconds=secs,
                      n_iter=niter, kmesh=kmesh(a, settings.k_density), calc=calc, vacuum_step=v_top - v_bottom)
+
+
+def _keep_log_of_interrupted_run(txt) -> None:
+    """Move an interrupted run's GPAW log ``scf.txt`` to ``scf.part1.txt`` (``part2``, …) so
+    that continuing the SCF does not overwrite the timings of the iterations already done."""
+    if not isinstance(txt, (str, Path)) or str(txt) == "-" or not Path(txt).exists():
+        return
+    t = Path(txt)
+    n = 1
+    while t.with_suffix(f".part{n}{t.suffix}").exists():
+        n += 1
+    t.replace(t.with_suffix(f".part{n}{t.suffix}"))
 
 
 def _resume_from(ck, atoms, txt, maxiter: int):
