@@ -123,7 +123,7 @@ REGISTRY_D = (6.35, 0.15)
 
 
 def registry_spec(i: int, *, seed: int = SEED) -> ConfigSpec:
-    """The i-th cell of the registry plan (added 2026-12-07, third session): pristine, unstrained 1×1
+    """The i-th cell of the registry plan (added 2026-12-07): pristine, unstrained 1×1
     bilayers (no displacements), R and H alternating, the top layer at a uniform random translation
     over the cell and a metal–metal distance from N(6.35, 0.15) Å, each with a Wannier H. In these
     cells only the interlayer registry and distance vary, so their labels isolate the other layer's

@@ -25,7 +25,9 @@ from wander_gui.errors import DataError, InputError
 
 log = logging.getLogger(__name__)
 
-#: SCF checkpoint interval (iterations) of the validation cells' long single points
+#: SCF checkpoint interval (iterations) of the validation cells' long single points, besides the
+#: first iteration: the 114-atom 13.17° cell (2×2 k) takes ~20–30 min per iteration on one core
+#: here and outlasts a working session; a checkpoint write (3.3 GB) takes ~1 min
 SCF_CHECKPOINT_EVERY = 2
 
 #: name -> arguments of :func:`~wander_gui.core.builder.build_twisted` (MoS2). The twisted set:
@@ -132,8 +134,6 @@ def single_point(atoms, out_dir: Path, work_dir: Path, *, settings: DFTSettings 
                             f"ceil({settings.k_density:g} Å / L); give another output folder (results of two "
                             "rules are never mixed)")
     if "energy" not in arrays:
-        # checkpointed after the first and every 2nd iteration: a 114-atom SCF (2×2 k) takes ~30 min per
-        # iteration on one core here and outlasts a working session; a checkpoint write is ~1 min
         r = scf(atoms, settings, txt=str(work_dir / "scf.txt"), checkpoint=work_dir / "scf-checkpoint.gpw",
                 checkpoint_every=SCF_CHECKPOINT_EVERY)
         arrays.update(structure_arrays(atoms))
