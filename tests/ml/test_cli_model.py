@@ -164,12 +164,16 @@ def test_train_k_density_selects_training_data_but_keeps_fine_tuning_cells(tmp_p
 
 def test_heads_train_on_h_data_when_given(model_dir, tmp_path):
     """--h-data: the heads learn from that folder's Wannier labels, whatever --data holds (here
-    the fine-tuning cells, which carry none: without --h-data there is nothing to fit)."""
+    the fine-tuning cells that carry none: without --h-data there is nothing to fit)."""
     import shutil
     from pathlib import Path
     from wander_gui.dft.dataset import has_current_label
-    tune = Path(DATA).parent / "finetune"
-    assert not any(has_current_label(np.load(c)) for c in (tune / "chunks").glob("*.npz"))
+    tune = tmp_path / "unlabelled"
+    (tune / "chunks").mkdir(parents=True)
+    for c in sorted((Path(DATA).parent / "finetune" / "chunks").glob("*.npz")):
+        if not has_current_label(np.load(c)):
+            shutil.copy(c, tune / "chunks" / c.name)
+    assert any((tune / "chunks").iterdir())
     cfg = tmp_path / "cfg.json"
     cfg.write_text('{"h": {"epochs": 1, "model": {"r_max": 6.0}}}')
     for d in ("plain", "h-data"):
