@@ -141,6 +141,16 @@ def band_errors_on_labels(ff, hm, samples: list[Sample], *, npoints: int = 30) -
     return out
 
 
+def predicted_on_label_pairs(ff, hm, atoms, ij, shift) -> np.ndarray:
+    """The predicted orbital blocks (float64) of the label's pairs ``ij`` / ``shift`` (from
+    :func:`label_blocks`), in the label's order; zero for pairs beyond the heads' r_max."""
+    from wander_gui.ml.predict import predict_blocks
+    p = predict_blocks(ff, hm, atoms, dtype=torch.float64)
+    index = {(int(i), int(j), *map(int, S)): n for n, ((i, j), S) in enumerate(zip(p.ij, p.shift))}
+    at = np.array([index.get((int(i), int(j), *map(int, S)), -1) for (i, j), S in zip(ij, shift)])
+    return np.where((at >= 0)[:, None, None], p.blocks[np.maximum(at, 0)], 0.0)
+
+
 def band_error_attribution(ff, hm, samples: list[Sample], *, npoints: int = 30) -> dict:
     """Which part of the predicted H makes the band error: near-gap band MAE (meV, VBM-aligned,
     vs the DFT Wannier H) with everything predicted, and with the on-site, intra-layer or
@@ -149,15 +159,11 @@ def band_error_attribution(ff, hm, samples: list[Sample], *, npoints: int = 30) 
     from wander_gui.electronic.bands import compute_bands
     from wander_gui.electronic.hamiltonian import TBHamiltonian
     from wander_gui.electronic.kpoints import band_path
-    from wander_gui.ml.predict import predict_blocks
     out = {}
     for s in _labelled(samples):
         a = s.atoms
         offsets, counts, ij, shift, dft = label_blocks(a.get_chemical_symbols(), s.chunk)
-        p = predict_blocks(ff, hm, a, dtype=torch.float64)
-        index = {(int(i), int(j), *map(int, S)): n for n, ((i, j), S) in enumerate(zip(p.ij, p.shift))}
-        at = np.array([index.get((int(i), int(j), *map(int, S)), -1) for (i, j), S in zip(ij, shift)])
-        pred = np.where((at >= 0)[:, None, None], p.blocks[np.maximum(at, 0)], 0.0)  # beyond r_max: 0
+        pred = predicted_on_label_pairs(ff, hm, a, ij, shift)
         layer = a.arrays["layer"]
         onsite = (ij[:, 0] == ij[:, 1]) & ~shift.any(axis=1)
         intra = (layer[ij[:, 0]] == layer[ij[:, 1]]) & ~onsite

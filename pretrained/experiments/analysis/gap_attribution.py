@@ -20,8 +20,7 @@ from wander_gui.electronic.bands import compute_bands
 from wander_gui.electronic.hamiltonian import TBHamiltonian
 from wander_gui.electronic.kpoints import band_path
 from wander_gui.ml.data import sample_from_arrays, split
-from wander_gui.ml.parity import label_blocks
-from wander_gui.ml.predict import predict_blocks
+from wander_gui.ml.parity import label_blocks, predicted_on_label_pairs
 from wander_gui.ml.registry import load_model
 
 
@@ -29,10 +28,7 @@ def attribution(model, chunk, npoints=30) -> dict:
     """{variant: (band MAE meV, gap error meV)}."""
     a = sample_from_arrays("cell", chunk).atoms
     offsets, counts, ij, shift, dft = label_blocks(a.get_chemical_symbols(), chunk)
-    p = predict_blocks(model.ff, model.hm, a, dtype=torch.float64)
-    index = {(int(i), int(j), *map(int, S)): n for n, ((i, j), S) in enumerate(zip(p.ij, p.shift))}
-    at = np.array([index.get((int(i), int(j), *map(int, S)), -1) for (i, j), S in zip(ij, shift)])
-    pred = np.where((at >= 0)[:, None, None], p.blocks[np.maximum(at, 0)], 0.0)  # beyond r_max: 0
+    pred = predicted_on_label_pairs(model.ff, model.hm, a, ij, shift)
     layer = a.arrays["layer"]
     d = np.linalg.norm(a.positions[ij[:, 1]] + shift @ a.cell.array - a.positions[ij[:, 0]], axis=1)
     onsite = (ij[:, 0] == ij[:, 1]) & ~shift.any(axis=1)

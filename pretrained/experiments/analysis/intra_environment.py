@@ -9,7 +9,6 @@ README, "Heads ensemble". Run from the repository root:
 import sys
 
 import numpy as np
-import torch
 
 from wander_gui import backend
 from wander_gui.backend import band_errors
@@ -18,8 +17,7 @@ from wander_gui.electronic.bands import compute_bands
 from wander_gui.electronic.hamiltonian import TBHamiltonian
 from wander_gui.electronic.kpoints import band_path
 from wander_gui.ml.data import sample_from_arrays
-from wander_gui.ml.parity import label_blocks
-from wander_gui.ml.predict import predict_blocks
+from wander_gui.ml.parity import label_blocks, predicted_on_label_pairs
 from wander_gui.ml.registry import load_model
 
 arg = sys.argv[1] if len(sys.argv) > 1 else "mos2-preview-14"
@@ -29,10 +27,7 @@ for cell in ("tw21.79-R", "tw21.79-H"):
     s = sample_from_arrays(cell, load_merged([str(d) for d in backend.VALIDATION_DIRS], cell))
     a = s.atoms
     offsets, counts, ij, shift, dft = label_blocks(a.get_chemical_symbols(), s.chunk)
-    p = predict_blocks(model.ff, model.hm, a, dtype=torch.float64)
-    index = {(int(i), int(j), *map(int, S)): n for n, ((i, j), S) in enumerate(zip(p.ij, p.shift))}
-    at = np.array([index.get((int(i), int(j), *map(int, S)), -1) for (i, j), S in zip(ij, shift)])
-    pred = np.where((at >= 0)[:, None, None], p.blocks[np.maximum(at, 0)], 0.0)  # beyond r_max: 0
+    pred = predicted_on_label_pairs(model.ff, model.hm, a, ij, shift)
     layer, symbols, z = a.arrays["layer"], np.array(a.get_chemical_symbols()), a.positions[:, 2]
     onsite = (ij[:, 0] == ij[:, 1]) & ~shift.any(axis=1)
     intra = (layer[ij[:, 0]] == layer[ij[:, 1]]) & ~onsite
