@@ -13,17 +13,19 @@ L = {5: 2, 3: 1}
 
 
 @pytest.fixture(scope="module", params=["frame", "sk", "frame+dipole", "frame+inter-raer", "sk+inter-raer",
-                                        "frame+sublayer", "frame+stacking+vector"])
+                                        "frame+sublayer", "frame+stacking+vector", "frame+sublayer+radial"])
 def models(request):
     """Random-weight heads of each block form; "+inter-raer": inter-layer inputs from the RAER
-    with no intra-layer atom inputs (the two feature sets are then different)."""
+    with no intra-layer atom inputs (the two feature sets are then different); "+radial": the
+    own-layer RAER with the other layer's radial density (intra_input="raer_layer_radial")."""
     torch.manual_seed(3)
     ff = ForceField().double()
     inter_raer = request.param.endswith("inter-raer")
     hm = HamiltonianModel(r_max=8.0, block_form=request.param.split("+")[0],
                           layer_dipole=request.param.endswith("dipole"), inter_uses_raer=inter_raer,
-                          intra_input="none" if inter_raer else "raer",
-                          sublayer_frames=request.param.endswith("sublayer"),
+                          intra_input="none" if inter_raer else
+                          ("raer_layer_radial" if request.param.endswith("radial") else "raer"),
+                          sublayer_frames="sublayer" in request.param,
                           inter_stacking="stacking" in request.param,
                           local_vector=request.param.endswith("vector")).double()
     with torch.no_grad():  # output scales of trained models: unequal, so the symmetry tests see them
@@ -142,7 +144,7 @@ def test_blocks_continuous_across_range_split(models):
     vec = torch.stack([r, torch.zeros_like(r), torch.zeros_like(r)], 1)
     species = torch.tensor([0, 0])
     layer = torch.tensor([0, 0])
-    Z = torch.zeros(2, hm.config["latent_dim"], dtype=torch.float64)
+    Z = torch.zeros(2, hm.z_mean.shape[1], dtype=torch.float64)
     frames = torch.eye(3, dtype=torch.float64).expand(2, 3, 3)
     n = len(r)
     blk = hm.hoppings(species, layer, hm.atom_features(species, Z, None), torch.zeros(n, dtype=torch.long),
@@ -402,3 +404,54 @@ def test_sublayer_frames_let_bonds_within_a_chalcogen_sheet_couple_p_z_to_p_xy()
                 diffs.append(np.abs(up[2, :2] - b[2, :2]).max())
         assert len(diffs) == 7 * 6  # every lower-sheet S of the bottom layer, six neighbours each
         assert (max(diffs) > 1e-4) == sub, (sub, max(diffs))
+
+
+def test_interlayer_radial_is_the_other_layers_radial_density():
+    """Recomputed with ASE's neighbour list: per atom and other-layer species, the sum of the
+    Gaussians times the cosine cutoff over the other layer's atoms within r_c."""
+    from ase.neighborlist import neighbor_list as ase_neighbor_list
+
+    from wander_gui.core.layers import ensure_layers
+    from wander_gui.ml.graph import atoms_to_graph
+    from wander_gui.ml.hamiltonian import N_RADIAL, RADIAL_MIN, interlayer_radial
+    a = build_twisted(mn=(1, 2))
+    a.positions += np.random.default_rng(6).normal(0, 0.05, a.positions.shape)
+    rc = 5.2
+    got = interlayer_radial(atoms_to_graph(a, rc), rc).numpy().reshape(len(a), 2, N_RADIAL)
+    layer = ensure_layers(a)
+    metal = np.array([s == "Mo" for s in a.get_chemical_symbols()])
+    mu = np.linspace(RADIAL_MIN, rc, N_RADIAL)
+    want = np.zeros_like(got)
+    for i, j, r in zip(*ase_neighbor_list("ijd", a, rc)):
+        if layer[i] != layer[j]:
+            want[i, 0 if metal[j] else 1] += np.exp(-((r - mu) / (mu[1] - mu[0])) ** 2) * 0.5 * (1 + np.cos(np.pi * r / rc))
+    assert np.allclose(got, want, atol=1e-12)
+    inner = want.sum(axis=(1, 2)) > 0
+    assert 0 < inner.sum() < len(a)  # the outer chalcogens lie beyond r_c of the other layer
+
+
+def test_radial_inputs_see_the_registry_only_where_the_other_layer_is_within_reach():
+    """intra_input="raer_layer_radial": sliding the top layer changes the bottom layer's blocks
+    between atoms that have other-layer neighbours within r_c, and leaves those between atoms
+    that have none (the outer chalcogens) exactly as they were."""
+    from wander_gui.core.layers import ensure_layers
+    from wander_gui.ml.graph import atoms_to_graph
+    from wander_gui.ml.hamiltonian import interlayer_radial
+    a = build_twisted(mn=(1, 2))
+    a.positions += np.random.default_rng(5).normal(0, 0.05, a.positions.shape)
+    b = a.copy()
+    top = ensure_layers(b) == 1
+    b.positions[top] += [0.9, 0.4, 0.0]
+    reach = (interlayer_radial(atoms_to_graph(a, 5.2), 5.2).abs().sum(1) > 0).numpy() | \
+        (interlayer_radial(atoms_to_graph(b, 5.2), 5.2).abs().sum(1) > 0).numpy()
+    torch.manual_seed(3)
+    ff = ForceField().double()
+    torch.manual_seed(4)
+    hm = HamiltonianModel(r_max=6.0, block_form="frame", intra_input="raer_layer_radial").double()
+    pa, pb = as_dict(predict_blocks(ff, hm, a, **F64)), as_dict(predict_blocks(ff, hm, b, **F64))
+    bottom = [k for k in pa if not top[k[0]] and not top[k[1]] and k in pb and not (k[0] == k[1] and not any(k[2:]))]
+    far = [k for k in bottom if not reach[k[0]] and not reach[k[1]]]
+    near = [k for k in bottom if reach[k[0]] and reach[k[1]]]
+    assert far and near
+    assert max(np.abs(pa[k] - pb[k]).max() for k in far) < 1e-10
+    assert max(np.abs(pa[k] - pb[k]).max() for k in near) > 1e-6

@@ -140,6 +140,36 @@ def _sym_from_vector(x: torch.Tensor, n: int) -> torch.Tensor:
     return out + out.transpose(1, 2) - torch.diag_embed(torch.diagonal(out, dim1=1, dim2=2))
 
 
+#: the intra-layer heads' per-atom inputs (``intra_input``): the RAER of the whole bilayer, of the
+#: atom's own layer, of its own layer plus radial sums over the other layer, the force-field
+#: descriptor, or nothing (the ablation's relative-position-only heads)
+INTRA_INPUTS = ("raer", "raer_layer", "raer_layer_radial", "descriptor", "none")
+N_RADIAL = 8  # Gaussians per other-layer species in interlayer_radial
+RADIAL_MIN = 2.5  # Å: centre of the first of them (the closest interlayer S–S distance is ~3 Å)
+#: floor of the radial sums' standard deviation (z_std) fitted on the training data: a Gaussian
+#: that the training cells barely reach must not turn a small value elsewhere into many σ
+RADIAL_STD_FLOOR = 0.05
+
+
+def interlayer_radial(g, cutoff: float) -> torch.Tensor:
+    """(N, 2 · N_RADIAL) radial density of the other layer around each atom: per other-layer species,
+    Σ_j exp(−((r_ij − μ_k)/w)²) · f_c(r_ij) over the graph's interlayer edges, μ_k evenly from
+    RADIAL_MIN to ``cutoff`` (w their spacing), f_c = (1 + cos πr/r_c)/2. It depends on distances
+    only, so a twisted layer above looks like the untwisted registries of the same local spacing —
+    unlike the RAER's angular part, which sees the other layer's lattice orientation, a direction the
+    untwisted training cells never vary."""
+    inter = g.layer[g.edge_i] != g.layer[g.edge_j]
+    i, j = g.edge_i[inter], g.edge_j[inter]
+    r = torch.linalg.norm(g.vectors()[inter], dim=1)
+    mu = torch.linspace(RADIAL_MIN, cutoff, N_RADIAL, dtype=r.dtype, device=r.device)
+    w = mu[1] - mu[0]
+    fc = 0.5 * (1 + torch.cos(torch.pi * (r / cutoff).clamp(max=1.0)))
+    val = torch.exp(-(((r[:, None] - mu) / w) ** 2)) * fc[:, None]
+    out = torch.zeros(len(g.species), 2, N_RADIAL, dtype=r.dtype, device=r.device)
+    out.index_put_((i, g.species[j]), val, accumulate=True)
+    return out.reshape(len(g.species), 2 * N_RADIAL)
+
+
 def rbf(r: torch.Tensor, r_max: float, n: int) -> torch.Tensor:
     """Gaussian radial basis times a smooth cutoff at r_max."""
     mu = torch.linspace(0.0, r_max, n, dtype=r.dtype, device=r.device)
@@ -168,8 +198,18 @@ class HamiltonianModel(AddedBuffers):
         for option, on in (("inter_stacking", inter_stacking), ("local_vector", local_vector)):
             if on and block_form != "frame":
                 raise ValueError(f"{option} needs the crystal frames of block_form='frame'")
-        self.register_buffer("z_mean", torch.zeros(2, latent_dim))
-        self.register_buffer("z_std", torch.ones(2, latent_dim))
+        if not use_raer:  # older configurations switched the intra-layer inputs off with use_raer
+            intra_input = "none"
+        if intra_input not in INTRA_INPUTS:
+            raise ValueError(f"intra_input must be one of {', '.join(map(repr, INTRA_INPUTS))}, got {intra_input!r}")
+        if intra_input.startswith("raer_layer") and inter_uses_raer:
+            raise ValueError("inter_uses_raer needs the whole bilayer's RAER, intra_input='raer_layer' standardises "
+                             "each layer's own: use one of them")
+        self.config["intra_input"] = intra_input
+        # per-atom features standardised with z_mean / z_std: the latent (and the interlayer radial sums)
+        zdim = latent_dim + (2 * N_RADIAL if intra_input == "raer_layer_radial" else 0)
+        self.register_buffer("z_mean", torch.zeros(2, zdim))
+        self.register_buffer("z_std", torch.ones(2, zdim))
         self.register_buffer("onsite_ref", torch.zeros(2))
         # the force field's normalised descriptor still spans ~±100 in some components:
         # standardised again on the Hamiltonian training data before the heads see it
@@ -183,17 +223,10 @@ class HamiltonianModel(AddedBuffers):
         # networks of category c (0 intra, 1 inter), species a → b, range k (0 short, 1 long)
         self.register_buffer("onsite_scale", torch.ones(2))
         self.register_buffer("hop_scale", torch.ones(2, 2, 2, 2))
-        if not use_raer:  # older configurations switched the intra-layer inputs off with use_raer
-            intra_input = "none"
-        if intra_input not in ("raer", "raer_layer", "descriptor", "none"):
-            raise ValueError(f"intra_input must be 'raer', 'raer_layer', 'descriptor' or 'none', got {intra_input!r}")
-        if intra_input == "raer_layer" and inter_uses_raer:
-            raise ValueError("inter_uses_raer needs the whole bilayer's RAER, intra_input='raer_layer' standardises "
-                             "each layer's own: use one of them")
-        self.config["intra_input"] = intra_input
         self.onsite0 = nn.ModuleList([mlp((desc_dim, *hidden_intra, 1)) for _ in range(2)])
         self.crystal = nn.ModuleList([mlp((desc_dim + n_rbf + 2, *hidden_intra, L_OF[t] + 1)) for t in range(2)])
-        fdim = {"raer": latent_dim, "raer_layer": latent_dim, "descriptor": desc_dim, "none": 0}[intra_input]
+        fdim = {"raer": latent_dim, "raer_layer": latent_dim, "raer_layer_radial": zdim, "descriptor": desc_dim,
+                "none": 0}[intra_input]
         if block_form == "sk":
             nc = {t: min(L_OF[t[0]], L_OF[t[1]]) + 1 for t in PAIR_TYPES}
             feat = 2 * fdim
@@ -226,11 +259,22 @@ class HamiltonianModel(AddedBuffers):
         = "raer_layer"``: the force field evaluated with the interlayer neighbours left out),
         so intra-layer hoppings follow the layer's own strain and distortion but not the
         interlayer registry, which the untwisted training cells sample only as uniform shifts."""
-        return self.config["intra_input"] == "raer_layer"
+        return self.config["intra_input"] in ("raer_layer", "raer_layer_radial")
 
     def latent_graph(self, g):
         """The graph whose force-field latent features feed :meth:`atom_features`."""
         return g.same_layer() if self.latent_of_own_layer else g
+
+    def intra_latent(self, ff, g, Z) -> torch.Tensor:
+        """The per-atom latent inputs of :meth:`atom_features` for graph ``g`` whose whole-bilayer
+        force-field latent is ``Z``: ``Z`` itself, the own-layer latent (``"raer_layer"``), or the
+        own-layer latent followed by :func:`interlayer_radial` (``"raer_layer_radial"``)."""
+        if not self.latent_of_own_layer:
+            return Z
+        _, Z_own, _ = ff.atomic(self.latent_graph(g))
+        if self.config["intra_input"] == "raer_layer_radial":
+            Z_own = torch.cat([Z_own, interlayer_radial(g, ff.config["r_c"])], dim=1)
+        return Z_own
 
     def inter_features(self, species, Z) -> torch.Tensor:
         """Per-atom inputs of the inter-layer networks: with ``inter_uses_raer`` the normalised
@@ -239,8 +283,8 @@ class HamiltonianModel(AddedBuffers):
 
     def atom_features(self, species, Z, Dn) -> torch.Tensor:
         """Per-atom inputs of the intra-layer networks: normalised RAER (default; with
-        ``"raer_layer"`` Z must come from :meth:`latent_graph`), the normalised force-field
-        descriptor, or nothing (``intra_input``; for the ablation)."""
+        ``"raer_layer"`` / ``"raer_layer_radial"`` Z must come from :meth:`intra_latent`), the
+        normalised force-field descriptor, or nothing (``intra_input``; for the ablation)."""
         kind = self.config["intra_input"]
         if kind == "descriptor":
             return self.descriptor_inputs(Dn)

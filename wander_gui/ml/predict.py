@@ -114,8 +114,7 @@ def predict_blocks(ff: ForceField, hm: HamiltonianModel | HeadsEnsemble, atoms, 
         g = atoms_to_graph(atoms, ff.config["r_c"], dtype=dtype).to(dev)
         _, Z, Dn = ff.atomic(g)
         inter_feats = hm.inter_features(g.species, Z)
-        if hm.latent_of_own_layer:
-            _, Z, _ = ff.atomic(hm.latent_graph(g))
+        Z = hm.intra_latent(ff, g, Z)
         feats = hm.atom_features(g.species, Z, Dn)
         nb = (g.edge_i, g.edge_j, g.vectors())
         frames = hm.frames(g.species, g.layer, *nb, layer_normal(atoms.cell.array))

@@ -15,7 +15,7 @@ from wander_gui.ml.checkpoints import TrainingState, resumed_samples
 from wander_gui.ml.data import Sample, split, split_record
 from wander_gui.ml.forcefield import ForceField
 from wander_gui.ml.graph import atoms_to_graph
-from wander_gui.ml.hamiltonian import HamiltonianModel, crystal_frames, layer_normal
+from wander_gui.ml.hamiltonian import RADIAL_STD_FLOOR, HamiltonianModel, crystal_frames, layer_normal
 
 log = logging.getLogger(__name__)
 CATEGORIES = ("onsite", "intra", "inter")
@@ -209,8 +209,8 @@ def prepare(sample: Sample, ff: ForceField, r_max: float, *, band_kpoints: int =
     g = atoms_to_graph(a, ff.config["r_c"])
     with torch.no_grad():
         _, Z, Dn = ff.atomic(g)
-        if heads is not None and heads.latent_of_own_layer:
-            _, Z, _ = ff.atomic(heads.latent_graph(g))
+        if heads is not None:
+            Z = heads.intra_latent(ff, g, Z)
     vec = a.positions[ij[:, 1]] + shift @ a.cell.array - a.positions[ij[:, 0]]
     d = np.linalg.norm(vec, axis=1)
     on = (ij[:, 0] == ij[:, 1]) & np.all(shift == 0, axis=1)
@@ -387,6 +387,8 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
     for t in range(2):
         hm.z_mean[t] = Z[sp == t].mean(0)
         hm.z_std[t] = Z[sp == t].std(0).clamp_min(1e-3)
+        if hm.config["intra_input"] == "raer_layer_radial":
+            hm.z_std[t, hm.config["latent_dim"]:] = hm.z_std[t, hm.config["latent_dim"]:].clamp_min(RADIAL_STD_FLOOR)
         diag = torch.cat([torch.diagonal(e.onsite_target[e.species == t], dim1=1, dim2=2) for e in train])
         n = 5 if t == 0 else 3
         hm.onsite_ref[t] = diag[:, :n].mean()
