@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from wander_gui.backend import band_errors
+from wander_gui.core.layers import bilayer_sites
 from wander_gui.electronic.bands import compute_bands
 from wander_gui.electronic.hamiltonian import TBHamiltonian
 from wander_gui.electronic.kpoints import band_path
@@ -31,9 +32,7 @@ def groups(atoms, ij, shift) -> dict[str, np.ndarray]:
     v = atoms.positions[ij[:, 1]] + shift @ atoms.cell.array - atoms.positions[ij[:, 0]]
     d = np.linalg.norm(v, axis=1)
     layer = atoms.arrays["layer"]
-    z = atoms.positions[:, 2]
-    centre = np.array([z[layer == k].mean() for k in (0, 1)])
-    inner = (sym == "S") & (np.abs(z - centre.mean()) < np.abs(centre[layer] - centre.mean()))
+    inner = bilayer_sites(atoms)[0] == "S inner"
     onsite = (ij[:, 0] == ij[:, 1]) & ~shift.any(axis=1)
     intra = (layer[ij[:, 0]] == layer[ij[:, 1]]) & ~onsite
     si, sj = sym[ij[:, 0]], sym[ij[:, 1]]
