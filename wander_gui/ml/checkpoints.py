@@ -24,16 +24,17 @@ class TrainingState:
     :meth:`update_ema` after every optimiser step, decay min(ema_decay, (1+n)/(10+n)) at step n);
     validation runs on it (:meth:`averaged`) and it is what the best checkpoint stores.
     Single-configuration Adam steps make the weights of consecutive epochs scatter; their
-    average does not.
+    average does not. ``adam_eps``: Adam's ε (PyTorch's default 1e-8); it must be well below the
+    gradients' RMS, or the steps shrink by about RMS/ε.
     """
 
     def __init__(self, model: torch.nn.Module, out_dir, prefix: str, *, lr: float, lr_min: float,
                  plateau_patience: int, resume: bool = True, ema_decay: float | None = None,
-                 data_names: list[str] | None = None):
+                 data_names: list[str] | None = None, adam_eps: float = 1e-8):
         self.model, self.out_dir, self.prefix = model, Path(out_dir), prefix
         self.data_names = None if data_names is None else sorted(data_names)
         self.ema_decay, self.ema_steps, self.ema = ema_decay, 0, None
-        self.opt = torch.optim.Adam(model.parameters(), lr=lr)
+        self.opt = torch.optim.Adam(model.parameters(), lr=lr, eps=adam_eps)
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, factor=0.5, patience=plateau_patience,
                                                                 min_lr=lr_min)
         self.start, self.best, self.best_epoch = 0, float("inf"), -1

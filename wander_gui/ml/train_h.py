@@ -67,6 +67,11 @@ class HTrainConfig:
     #: them moves the valence maximum by tens of meV (README, gap attribution)
     strong_weight: float = 1.0
     strong_threshold: float = 0.1
+    #: Adam's ε. PyTorch's default 1e-8 (the published recipes up to mos2-preview-15) is above the
+    #: gradients of the long-range and inter-layer networks (RMS 2e-10 … 1e-8 per weight on one
+    #: cell, measured 2026-12-08 on mos2-preview-15: their targets are a few meV and their outputs
+    #: scaled by ~0.003), so those networks stepped up to ~50× slower than ``lr`` says
+    adam_eps: float = 1e-8
     model: dict = field(default_factory=lambda: dict(r_max=12.0, r_split=6.0, onsite_cut=5.2, n_rbf=24,
                                                      hidden_intra=[64, 32], hidden_inter=[32, 16],
                                                      use_raer=True, inter_uses_raer=False,
@@ -411,7 +416,7 @@ def train_hamiltonian(samples: list[Sample], ff: ForceField, cfg: HTrainConfig, 
             raise RuntimeError(f"init_state does not fit this model: missing {new}, unexpected {unexpected}")
     state = TrainingState(hm, out_dir, "h", lr=cfg.lr, lr_min=cfg.lr_min, plateau_patience=cfg.plateau_patience,
                           resume=resume, ema_decay=cfg.ema_decay or None,
-                          data_names=[s.name for s in samples])
+                          data_names=[s.name for s in samples], adam_eps=cfg.adam_eps)
     opt = state.opt
     start = state.start
     it = range(start, cfg.epochs)
