@@ -18,15 +18,17 @@ def _fit(eps: float, out_dir, steps: int = 300) -> tuple[float, float]:
     torch.nn.init.zeros_(model.weight)
     state = TrainingState(model, out_dir, "toy", lr=1e-2, lr_min=1e-5, plateau_patience=100, resume=False,
                           adam_eps=eps)
+    def mse():
+        return ((0.003 * model(x).squeeze(1) - y) ** 2).mean()
+
     first = None
     for _ in range(steps):
-        loss = 1e-5 * ((0.003 * model(x).squeeze(1) - y) ** 2).mean()
         state.opt.zero_grad()
-        loss.backward()
+        (1e-5 * mse()).backward()
         first = first if first is not None else float(model.weight.grad.pow(2).mean().sqrt())
         state.opt.step()
     with torch.no_grad():
-        return first, float(((0.003 * model(x).squeeze(1) - y) ** 2).mean())
+        return first, float(mse())
 
 
 def test_eps_reaches_the_optimiser(tmp_path):
@@ -35,6 +37,9 @@ def test_eps_reaches_the_optimiser(tmp_path):
     assert TrainingState(model, tmp_path, "a", lr=1e-3, lr_min=1e-5, plateau_patience=5).opt.param_groups[0]["eps"] == 1e-8
     st = TrainingState(model, tmp_path, "b", lr=1e-3, lr_min=1e-5, plateau_patience=5, adam_eps=1e-14)
     assert st.opt.param_groups[0]["eps"] == 1e-14
+    st.end_epoch(0, 1.0)  # writes the resumable checkpoint
+    resumed = TrainingState(model, tmp_path, "b", lr=1e-3, lr_min=1e-5, plateau_patience=5)
+    assert resumed.start == 1 and resumed.opt.param_groups[0]["eps"] == 1e-14
 
 
 def test_small_eps_learns_where_the_default_stalls(tmp_path):

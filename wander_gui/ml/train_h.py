@@ -70,7 +70,7 @@ class HTrainConfig:
     #: Adam's ε. PyTorch's default 1e-8 (the published recipes up to mos2-preview-15) is above the
     #: gradients of the long-range and inter-layer networks (RMS 2e-10 … 1e-8 per weight on one
     #: cell, measured 2026-12-08 on mos2-preview-15: their targets are a few meV and their outputs
-    #: scaled by ~0.003), so those networks stepped up to ~50× slower than ``lr`` says
+    #: scaled by ~0.002–0.02), so those networks stepped up to ~50× slower than ``lr`` says
     adam_eps: float = 1e-8
     model: dict = field(default_factory=lambda: dict(r_max=12.0, r_split=6.0, onsite_cut=5.2, n_rbf=24,
                                                      hidden_intra=[64, 32], hidden_inter=[32, 16],
